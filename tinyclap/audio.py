@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tinyclap.errors import TinyClapError
+
 __all__ = [
     "AudioConfig",
     "AudioError",
@@ -81,7 +83,7 @@ class AudioConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-class AudioError(ValueError):
+class AudioError(TinyClapError, ValueError):
     """Base class for audio input errors."""
 
 

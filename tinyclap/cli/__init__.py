@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from tinyclap import __version__
+from tinyclap.errors import TinyClapError
 
 # Verb modules, in the order `tinyclap --help` lists them. Add a verb by adding
 # its module here.
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; re-run the same command to resume", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (CLIError, TinyClapError, ValueError, FileNotFoundError, RuntimeError) as err:
         if getattr(args, "debug", False):
             raise
         print(f"tinyclap {args.verb}: error: {err}", file=sys.stderr)
