@@ -8,4 +8,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load_teacher"]
+
+
+def load_teacher(name_or_path: "str | os.PathLike[str]", device: str = "cpu", **options: "Any") -> "Teacher":
+    """Load a frozen CLAP teacher by name or path; see :func:`tinyclap.teachers.registry.load_teacher`."""
+    # Imported here so `import tinyclap` (and `tinyclap --help`) does not pull in torch.
+    from tinyclap.teachers.registry import load_teacher as _load_teacher
+
+    return _load_teacher(name_or_path, device, **options)
