@@ -250,6 +250,14 @@ class AudioDataset(Dataset):
         """
         return [item.entry for item in self._items]
 
+    def group_labels(self) -> list[int | None]:
+        """Label of each group (source file), indexed like :meth:`groups`' values."""
+        return [e.label for e in self.entries]
+
+    def group_ids(self) -> list[str]:
+        """Relative file name of each group (the part of clip ids before ``#``)."""
+        return [e.rel for e in self.entries]
+
     @property
     def broken(self) -> list[BrokenFile]:
         """Files skipped so far (at indexing, and when read in this process)."""
@@ -403,6 +411,14 @@ class BatchLoader:
                     ds.note_skipped(s for s in batch.broken if ds.owns(s.path))
             if len(batch.ids):
                 yield batch
+
+    def group_labels(self) -> list[int | None]:
+        """Label of each group (source file), indexed like :meth:`groups`' values."""
+        return [e.label for e in self.entries]
+
+    def group_ids(self) -> list[str]:
+        """Relative file name of each group (the part of clip ids before ``#``)."""
+        return [e.rel for e in self.entries]
 
     @property
     def broken(self) -> list[BrokenFile]:
