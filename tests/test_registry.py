@@ -139,3 +139,59 @@ def test_bad_paths_and_options(tmp_path: Path, tiny_dir: Path) -> None:
         load_teacher(str(tiny_dir), text_model="bert-base-uncased")
     with pytest.raises(UnknownTeacherError, match="unknown teacher"):
         load_teacher(str(tmp_path / "nowhere" / "teacher.json"))
+
+
+# ----------------------------------------------------------------------------- MS-CLAP dispatch
+
+
+@pytest.fixture(scope="module")
+def tiny_msclap(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A tiny MS-CLAP 2022 (CNN14 + BERT) saved in the released format, and the options that rebuild it."""
+    import torch
+    from transformers import BertConfig, BertTokenizer
+
+    from tinyclap.audio import AudioConfig
+    from tinyclap.teachers.msclap import build_msclap
+
+    root = tmp_path_factory.mktemp("msclap")
+    words = "[PAD] [UNK] [CLS] [SEP] [MASK] a the dog bark ##ing sound of rain".split()
+    bert = root / "tiny-bert"
+    BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(bert)
+    BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=32, max_position_embeddings=128).save_pretrained(bert)  # fmt: skip
+    options = dict(
+        text_model=str(bert), d_proj=8, channels=(4, 4, 8, 8, 8, 16), out_emb=16,
+        audio_config=AudioConfig(sample_rate=16000, clip_seconds=1.0, n_fft=512, win_length=512,
+                                 hop_length=160, n_mels=32, fmin=50.0, fmax=8000.0),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = build_msclap("2022", **options).eval()
+    path = root / "CLAP_weights_2022.pth"
+    torch.save({"model": model.state_dict()}, path)
+    return path, options
+
+
+def test_msclap_names_dispatch_to_load_msclap(
+    tiny_msclap: tuple[Path, dict], offline: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import numpy as np
+    import torch
+
+    from tinyclap.teachers.msclap import load_msclap
+
+    path, options = tiny_msclap
+    clips = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 16000)).astype(np.float32)
+    reference = load_msclap("2022", path, **options)
+    want_audio, want_text = reference.embed_audio(clips), reference.embed_text(["a dog barking"])
+
+    by_name = load_teacher("msclap-2022", checkpoint=path, **options)
+    assert by_name.name == "msclap-2022"
+    assert "MS-CLAP" in by_name.licence and by_name.licence in capsys.readouterr().err
+    by_pth = load_teacher(str(path), version="2022", quiet=True, **options)
+    home = offline / "home" / "msclap" / "CLAP_weights_2022.pth"  # a manual download, found by name
+    home.parent.mkdir(parents=True)
+    home.write_bytes(path.read_bytes())
+    from_home = load_teacher("msclap-2022", quiet=True, **options)
+    for teacher in (by_name, by_pth, from_home):
+        torch.testing.assert_close(teacher.embed_audio(clips), want_audio, atol=1e-6, rtol=0)
+        torch.testing.assert_close(teacher.embed_text(["a dog barking"]), want_text, atol=1e-6, rtol=0)

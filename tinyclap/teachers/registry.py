@@ -52,8 +52,9 @@ def known_teachers() -> list[str]:
 def load_teacher(name_or_path: str | Path, device: str = "cpu", **options: Any) -> Teacher:
     """Load a frozen teacher by registry name, hub id or path.
 
-    Options: ``checkpoint=`` / ``text_model=`` (MS-CLAP), ``version=`` (a ``.pth``
-    path), ``batch_size=`` (LAION), ``quiet=True`` (no licence line on stderr).
+    Options: ``checkpoint=`` / ``text_model=`` / ``batch_size=`` and
+    :func:`~tinyclap.teachers.msclap.build_msclap` widths (MS-CLAP), ``version=``
+    (a ``.pth`` path), ``batch_size=`` (LAION), ``quiet=True`` (no licence line).
     Raises :class:`UnknownTeacherError` listing the known names, or
     :class:`~tinyclap.errors.MissingWeightsError` saying what to download.
     """
@@ -134,11 +135,12 @@ def _check_options(name: str, options: dict[str, Any], allowed: set[str]) -> Non
 
 
 def _msclap(name: str, version: str, device: str, options: dict[str, Any]) -> Teacher:
-    _check_options(name, options, {"checkpoint", "text_model"})
-    checkpoint = resolve_msclap_weights(version, options.get("checkpoint"))
+    # Resolve the file here so a missing one fails with the download hint before anything heavy loads.
+    checkpoint = resolve_msclap_weights(version, options.pop("checkpoint", None))
     from tinyclap.teachers.msclap import load_msclap
 
-    return load_msclap(version, checkpoint, text_model=options.get("text_model"), device=device)
+    # text_model, batch_size and (for tests / custom sizes) build_msclap's widths pass through.
+    return load_msclap(version, checkpoint, device=device, **options)
 
 
 def _laion(name: str, device: str, options: dict[str, Any]) -> Teacher:
