@@ -56,17 +56,19 @@ def _broken_set(tmp_path: Path) -> list[str]:
 
 def test_broken_files_are_skipped_counted_and_reported(tmp_path):
     ds = Files(tmp_path, _broken_set(tmp_path), windows=True)
-    # Header probing catches empty, junk and missing files up front.
-    assert sorted(Path(b.path).name for b in ds.broken) == ["empty.wav", "junk.wav", "missing.wav"]
+    # Header probing catches empty and junk files up front; absent ones are "missing".
+    assert sorted(Path(b.path).name for b in ds.broken) == ["empty.wav", "junk.wav"]
+    assert [Path(m).name for m in ds.missing] == ["missing.wav"]
     ids = ds.ids
     assert ids == ["good.wav#0", "long.wav#0", "long.wav#1", "long.wav#2", "nan.wav#0"]
     items = [ds[i] for i in range(len(ds))]
     # NaN samples are only visible on reading: a Skipped marker, and the file is recorded.
     assert isinstance(items[-1], Skipped) and "NaN" in items[-1].reason
     assert all(isinstance(x, Example) for x in items[:-1])
-    assert len(ds.broken) == 4
+    assert len(ds.broken) == 3
     report = broken_report(ds)
-    assert "skipped 4 broken files" in report and "nan.wav" in report
+    assert "skipped 3 broken files" in report and "nan.wav" in report
+    assert "1 listed file not found" in report and "missing.wav" in report
 
 
 def test_windows_cover_the_file_and_are_exact(tmp_path):
@@ -92,7 +94,7 @@ def test_strict_raises_naming_the_file(tmp_path):
 def test_loader_with_workers_reports_broken_files_back(tmp_path):
     names = _broken_set(tmp_path)
     ds = Files(tmp_path, names, windows=True)
-    assert len(ds.broken) == 3  # nan.wav not known yet
+    assert len(ds.broken) == 2  # nan.wav not known yet
     loader = make_loader(ds, batch_size=2, num_workers=2)
     seen = []
     for clips, targets, ids in loader:

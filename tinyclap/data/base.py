@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 TargetKind = Literal["label", "caption", "none"]
+MISSING = "no such file"  # the probe's reason for a listed file that is not on disk
 
 
 class Example(NamedTuple):
@@ -177,6 +178,7 @@ class AudioDataset(Dataset):
         self.entries: list[Entry] = []
         self._items: list[_Item] = []
         self._broken: dict[str, BrokenFile] = {}
+        self.missing: list[str] = []  # listed in the metadata but not on disk (never downloaded)
         self._by_path: dict[str, int] = {}
         # Decoded files, per process: consecutive windows of one long file decode it once.
         self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -197,6 +199,11 @@ class AudioDataset(Dataset):
         items: list[_Item] = []
         for entry in entries:
             info = infos[str(entry.path)] if infos is not None else None
+            if info is not None and info.error == MISSING:
+                if self.strict:
+                    raise AudioDecodeError(entry.path, MISSING)
+                self.missing.append(str(entry.path))
+                continue
             if info is not None and info.error:
                 self._note_broken(str(entry.path), info.error)
                 if self.strict:
@@ -265,6 +272,12 @@ class AudioDataset(Dataset):
 
     def owns(self, path: str) -> bool:
         return path in self._by_path or path in self._broken
+
+    def _note_missing(self, what: str) -> None:
+        """A listed file that is not on disk: counted and skipped (an error with ``strict``)."""
+        if self.strict:
+            raise DataError(f"{what}: listed in the metadata but not found")
+        self.missing.append(what)
 
     def _note_broken(self, path: str, reason: str) -> None:
         self._broken.setdefault(path, BrokenFile(path, reason))
@@ -469,13 +482,19 @@ def broken_files(dataset: Any) -> list[BrokenFile]:
 def broken_report(dataset: Any, limit: int = 10) -> str:
     """One paragraph for the end of a run: how many files were skipped, and why."""
     broken = broken_files(dataset)
-    if not broken:
-        return "no broken files"
-    lines = [f"skipped {len(broken)} broken file{'s' if len(broken) != 1 else ''}:"]
-    lines += [f"  {b}" for b in broken[:limit]]
-    if len(broken) > limit:
-        lines.append(f"  ... and {len(broken) - limit} more")
-    return "\n".join(lines)
+    missing = sorted({m for ds in _audio_datasets(dataset) for m in ds.missing})
+    lines: list[str] = []
+    if missing:
+        lines.append(f"{len(missing)} listed file{'s' if len(missing) != 1 else ''} not found (never downloaded?), skipped:")
+        lines += [f"  {m}" for m in missing[:limit]]
+        if len(missing) > limit:
+            lines.append(f"  ... and {len(missing) - limit} more")
+    if broken:
+        lines.append(f"skipped {len(broken)} broken file{'s' if len(broken) != 1 else ''}:")
+        lines += [f"  {b}" for b in broken[:limit]]
+        if len(broken) > limit:
+            lines.append(f"  ... and {len(broken) - limit} more")
+    return "\n".join(lines) if lines else "no broken or missing files"
 
 
 def aggregate_windows(
