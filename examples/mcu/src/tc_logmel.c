@@ -1,0 +1,122 @@
+/*
+ * tc_logmel.c - log-mel front end. See tc_logmel.h.
+ */
+#include "tc_logmel.h"
+
+#include <math.h>
+
+/* The generated tables (static const, so only this file holds them). */
+#include "tc_logmel_tables.h"
+
+#if (TC_LOGMEL_N_FFT & (TC_LOGMEL_N_FFT - 1)) != 0 || TC_LOGMEL_N_FFT < 4
+#error "TC_LOGMEL_N_FFT must be a power of two >= 4"
+#endif
+
+#define TC_HALF_FFT (TC_LOGMEL_N_FFT / 2)
+
+int tc_logmel_init(tc_logmel_t *st)
+{
+    size_t i;
+    for (i = 0; i < TC_LOGMEL_N_FFT; ++i) {
+        st->buf[i] = 0;
+    }
+    return 0;
+}
+
+/* Power spectrum, mel sums and dB of the windowed frame already in st->buf. */
+static void spectrum_to_logmel(tc_logmel_t *st, float out[TC_LOGMEL_N_MELS])
+{
+    tc_float_t *p = st->buf;
+    size_t k;
+    size_t m;
+    tc_float_t dc;
+    tc_float_t nyquist;
+
+    tc_rfft(p, TC_LOGMEL_N_FFT, tc_logmel_cos, tc_logmel_sin);
+
+    /* Power of bins 0..n/2 into p[0..n/2], in place: bin k reads p[2k],
+     * p[2k+1] and writes p[k], so a forward sweep never overwrites a value
+     * it still needs (bins 0 and n/2 share p[0], p[1]: read both first). */
+    dc = p[0];
+    nyquist = p[1];
+    p[0] = dc * dc;
+    for (k = 1; k < TC_HALF_FFT; ++k) {
+        const tc_float_t re = p[2 * k];
+        const tc_float_t im = p[2 * k + 1];
+        p[k] = re * re + im * im;
+    }
+    p[TC_HALF_FFT] = nyquist * nyquist;
+
+    /* Sparse mel filters: each is one contiguous run of bins. The terms are
+     * all non-negative, so a plain running sum loses at most ~len ulps. */
+    for (m = 0; m < TC_LOGMEL_N_MELS; ++m) {
+        const tc_float_t *w = tc_logmel_mel_weights + tc_logmel_mel_offset[m];
+        const tc_float_t *pk = p + tc_logmel_mel_start[m];
+        const size_t len = tc_logmel_mel_len[m];
+        tc_float_t acc = 0;
+        size_t j;
+        for (j = 0; j < len; ++j) {
+            acc += w[j] * pk[j];
+        }
+#ifdef TC_LOGMEL_FLOAT64
+        out[m] = (float)(10.0 * log10(acc < 1e-10 ? 1e-10 : acc));
+#else
+        out[m] = 10.0f * log10f(acc < 1e-10f ? 1e-10f : acc);
+#endif
+    }
+}
+
+void tc_logmel_frame(tc_logmel_t *st, const float *frame, float out[TC_LOGMEL_N_MELS])
+{
+    size_t i;
+    for (i = 0; i < TC_LOGMEL_N_FFT; ++i) {
+        st->buf[i] = (tc_float_t)frame[i] * tc_logmel_window[i];
+    }
+    spectrum_to_logmel(st, out);
+}
+
+size_t tc_logmel_frames(size_t n_samples)
+{
+    return n_samples / TC_LOGMEL_HOP + 1;
+}
+
+int tc_logmel_buffer_frame(tc_logmel_t *st, const float *wave, size_t n, size_t t,
+                           float out[TC_LOGMEL_N_MELS])
+{
+    /* Sample i of the padded signal is wave[i - n_fft/2], reflected at both
+     * ends without repeating the edge sample (numpy / torch "reflect"). */
+    const size_t pad = TC_HALF_FFT;
+    const size_t first = t * TC_LOGMEL_HOP; /* padded index of the frame's first sample */
+    size_t j;
+    if (n <= pad || t >= tc_logmel_frames(n)) {
+        return -1;
+    }
+    for (j = 0; j < TC_LOGMEL_N_FFT; ++j) {
+        const size_t padded = first + j;
+        size_t src;
+        if (padded < pad) {
+            src = pad - padded; /* reflect about wave[0] */
+        } else if (padded - pad < n) {
+            src = padded - pad;
+        } else {
+            src = 2 * (n - 1) - (padded - pad); /* reflect about wave[n-1] */
+        }
+        st->buf[j] = (tc_float_t)wave[src] * tc_logmel_window[j];
+    }
+    spectrum_to_logmel(st, out);
+    return 0;
+}
+
+long tc_logmel_buffer(tc_logmel_t *st, const float *wave, size_t n, float *out,
+                      size_t max_frames)
+{
+    const size_t frames = tc_logmel_frames(n);
+    size_t t;
+    if (n <= TC_HALF_FFT || frames > max_frames) {
+        return -1;
+    }
+    for (t = 0; t < frames; ++t) {
+        (void)tc_logmel_buffer_frame(st, wave, n, t, out + t * TC_LOGMEL_N_MELS);
+    }
+    return (long)frames;
+}

@@ -1,0 +1,101 @@
+/*
+ * tc_rfft.c - in-place radix-2 real FFT. See tc_rfft.h for the layout.
+ */
+#include "tc_rfft.h"
+
+/* Reorder m complex values (interleaved re, im) into bit-reversed order. */
+static void bit_reverse(tc_float_t *z, size_t m)
+{
+    size_t i;
+    size_t j = 0;
+    for (i = 0; i < m - 1; ++i) {
+        size_t bit;
+        if (i < j) {
+            tc_float_t re = z[2 * i];
+            tc_float_t im = z[2 * i + 1];
+            z[2 * i] = z[2 * j];
+            z[2 * i + 1] = z[2 * j + 1];
+            z[2 * j] = re;
+            z[2 * j + 1] = im;
+        }
+        /* j = bit-reversed (i + 1): add one from the top bit down. */
+        bit = m >> 1;
+        while (j & bit) {
+            j ^= bit;
+            bit >>= 1;
+        }
+        j |= bit;
+    }
+}
+
+/*
+ * Complex radix-2 decimation-in-time FFT of m = n/2 points, in place.
+ * The twiddle exp(-2 pi i q / len) equals exp(-2 pi i (q * n / len) / n), so
+ * the n-point tables serve every stage with stride n / len.
+ */
+static void cfft(tc_float_t *z, size_t m, size_t n, const tc_float_t *cos_tab,
+                 const tc_float_t *sin_tab)
+{
+    size_t len;
+    bit_reverse(z, m);
+    for (len = 2; len <= m; len <<= 1) {
+        const size_t half = len >> 1;
+        const size_t stride = n / len;
+        size_t start;
+        for (start = 0; start < m; start += len) {
+            size_t q;
+            for (q = 0; q < half; ++q) {
+                const tc_float_t wr = cos_tab[q * stride];
+                const tc_float_t wi = -sin_tab[q * stride];
+                tc_float_t *a = z + 2 * (start + q);
+                tc_float_t *b = z + 2 * (start + q + half);
+                const tc_float_t tr = wr * b[0] - wi * b[1];
+                const tc_float_t ti = wr * b[1] + wi * b[0];
+                b[0] = a[0] - tr;
+                b[1] = a[1] - ti;
+                a[0] += tr;
+                a[1] += ti;
+            }
+        }
+    }
+}
+
+void tc_rfft(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, const tc_float_t *sin_tab)
+{
+    const size_t m = n / 2;
+    size_t k;
+    tc_float_t r0;
+    tc_float_t i0;
+
+    /* z[j] = x[2j] + i x[2j+1] is already how the reals sit in memory. */
+    cfft(buf, m, n, cos_tab, sin_tab);
+
+    /* Split Z (FFT of z) into X: X[k] = E[k] + W^k O[k] with
+     *   E[k] = (Z[k] + conj Z[m-k]) / 2,  O[k] = (Z[k] - conj Z[m-k]) / 2i,
+     * and X[m-k] = conj(E[k] - W^k O[k]); pairs (k, m-k) are done together
+     * so the transform stays in place. */
+    r0 = buf[0];
+    i0 = buf[1];
+    buf[0] = r0 + i0; /* X[0] */
+    buf[1] = r0 - i0; /* X[m], stored in the imaginary slot of bin 0 */
+    for (k = 1; k <= m / 2; ++k) {
+        const size_t mk = m - k;
+        const tc_float_t a = buf[2 * k];
+        const tc_float_t b = buf[2 * k + 1];
+        const tc_float_t c = buf[2 * mk];
+        const tc_float_t d = buf[2 * mk + 1];
+        const tc_float_t half = (tc_float_t)0.5;
+        const tc_float_t er = half * (a + c);
+        const tc_float_t ei = half * (b - d);
+        const tc_float_t orr = half * (b + d);
+        const tc_float_t oi = -half * (a - c);
+        const tc_float_t wr = cos_tab[k];
+        const tc_float_t ws = sin_tab[k]; /* W^k = wr - i ws */
+        const tc_float_t tr = wr * orr + ws * oi;
+        const tc_float_t ti = wr * oi - ws * orr;
+        buf[2 * k] = er + tr;
+        buf[2 * k + 1] = ei + ti;
+        buf[2 * mk] = er - tr;
+        buf[2 * mk + 1] = -(ei - ti);
+    }
+}

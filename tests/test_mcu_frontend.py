@@ -1,0 +1,204 @@
+"""The C log-mel front end (examples/mcu/src/tc_logmel.c) against tinyclap.audio.LogMel.
+
+Builds the host tools with the examples' Makefile (gcc, -std=c99 -Wall -Wextra
+-Werror -pedantic -Wconversion ...), runs them on real ESC-10 clips written as
+raw float32, and compares with the Python front end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from tinyclap.audio import AudioConfig, LogMel, load_audio
+from tinyclap.export.mcu import CodegenError, frontend_tables, write_frontend_tables
+
+REPO = Path(__file__).resolve().parent.parent
+MCU = REPO / "examples" / "mcu"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("make") is None or shutil.which("cc") is None, reason="needs make and a C compiler"
+)
+
+
+def build(tmp: Path, gen: Path, *targets: str) -> Path:
+    """Build host tools from examples/mcu into tmp/build with the tables in ``gen``."""
+    out = tmp / "build"
+    subprocess.run(
+        ["make", "-s", "-C", str(MCU), f"BUILD={out}", f"GEN={gen}", *targets],
+        check=True, capture_output=True, text=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def default_tools(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("mcu_frontend")
+    gen = tmp / "gen"
+    write_frontend_tables(gen, AudioConfig())
+    return build(tmp, gen, "host")
+
+
+def c_logmel(tool: Path, wave: np.ndarray, n_mels: int, tmp: Path, mode: str = "buffer") -> np.ndarray:
+    src, dst = tmp / "in.f32", tmp / "out.f32"
+    np.ascontiguousarray(wave, dtype=np.float32).tofile(src)
+    subprocess.run([str(tool), mode, str(src), str(dst)], check=True)
+    return np.fromfile(dst, dtype=np.float32).reshape(-1, n_mels)
+
+
+def py_logmel(wave: np.ndarray, c: AudioConfig) -> np.ndarray:
+    with torch.inference_mode():
+        return LogMel(c)(torch.from_numpy(np.ascontiguousarray(wave)))[0].numpy()
+
+
+def f64_logmel(wave: np.ndarray, c: AudioConfig) -> np.ndarray:
+    """Independent float64 librosa computation of the same front end."""
+    spec = np.abs(
+        librosa.stft(
+            wave.astype(np.float64), n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
+            window="hann", center=True, pad_mode="reflect",
+        )
+    ) ** 2
+    mel = librosa.filters.mel(
+        sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, dtype=np.float64
+    )
+    return (10 * np.log10(np.maximum(mel @ spec, 1e-10))).T
+
+
+def six_clips(esc10_files: list[Path]) -> list[Path]:
+    step = len(esc10_files) // 6
+    return [esc10_files[i * step] for i in range(6)]
+
+
+def test_tables_are_logmels_own(tmp_path: Path, default_tools: Path):
+    """Window and mel weights, as compiled, are bit-identical to LogMel's float32 ones."""
+    c = AudioConfig()
+    t = frontend_tables(c)
+    lm = LogMel(c)
+    # Row 0 of LogMel's real DFT basis is cos(0) * window = the window, rounded once.
+    assert np.array_equal(t.window.astype(np.float32), lm.basis[0, 0].numpy())
+    assert np.array_equal(t.dense_mel(np.float32), lm.mel.numpy())
+
+    dump = tmp_path / "tables.bin"
+    subprocess.run([str(default_tools / "logmel_host"), "tables", str(dump)], check=True)
+    raw = dump.read_bytes()
+    n, nnz, m = c.n_fft, len(t.mel_weights32), c.n_mels
+    floats = np.frombuffer(raw[: 4 * (2 * n + nnz)], dtype=np.float32)
+    ints = np.frombuffer(raw[4 * (2 * n + nnz) :], dtype=np.uint16)
+    assert np.array_equal(floats[:n], t.window.astype(np.float32))
+    assert np.array_equal(floats[n : n + n // 2], t.cos.astype(np.float32))
+    assert np.array_equal(floats[n + n // 2 : 2 * n], t.sin.astype(np.float32))
+    assert np.array_equal(floats[2 * n :], t.mel_weights32)
+    assert np.array_equal(ints, np.concatenate([t.mel_start, t.mel_len, t.mel_offset]))
+
+    dump64 = tmp_path / "tables64.bin"
+    subprocess.run([str(default_tools / "logmel_host_f64"), "tables", str(dump64)], check=True)
+    f64 = np.frombuffer(dump64.read_bytes()[: 8 * (2 * n + nnz)], dtype=np.float64)
+    assert np.array_equal(f64[:n], t.window)
+    assert np.array_equal(f64[2 * n :], t.mel_weights64)
+
+
+def test_checked_in_tables_are_current(tmp_path: Path):
+    """examples/mcu/generated/ holds exactly what write_frontend_tables makes for the default config."""
+    write_frontend_tables(tmp_path, AudioConfig())
+    for name in ("tc_logmel_config.h", "tc_logmel_tables.h"):
+        assert (MCU / "generated" / name).read_text() == (tmp_path / name).read_text(), (
+            f"examples/mcu/generated/{name} is stale: regenerate it (docs/mcu.md)"
+        )
+
+
+def test_c_logmel_matches_python_on_real_clips(esc10_files, tmp_path: Path, default_tools: Path):
+    c = AudioConfig()
+    worst_all, worst_80, worst_truth = 0.0, 0.0, 0.0
+    for path in six_clips(esc10_files):
+        wave = load_audio(path, c.sample_rate)
+        got = c_logmel(default_tools / "logmel_host", wave, c.n_mels, tmp_path)
+        want = py_logmel(wave, c)
+        assert got.shape == want.shape == (c.frames_for(len(wave)), c.n_mels)
+        diff = np.abs(got - want)
+        loud = want >= want.max() - 80.0  # within 80 dB of the clip's peak
+        worst_all = max(worst_all, float(diff.max()))
+        worst_80 = max(worst_80, float(diff[loud].max()))
+        worst_truth = max(worst_truth, float(np.abs(got - f64_logmel(wave, c)).max()))
+    print(f"\nC float32 vs LogMel: max {worst_all:.2e} dB everywhere, {worst_80:.2e} dB within 80 dB "
+          f"of peak; vs float64 librosa: {worst_truth:.2e} dB")
+    assert worst_80 <= 0.01
+    assert worst_all <= 0.01
+    assert worst_truth <= 0.01
+
+
+def test_float64_build_is_exact_to_float_output(esc10_files, tmp_path: Path, default_tools: Path):
+    """-DTC_LOGMEL_FLOAT64 removes the FFT rounding: only the float32 output rounding is left."""
+    c = AudioConfig()
+    worst = 0.0
+    for path in six_clips(esc10_files)[:3]:
+        wave = load_audio(path, c.sample_rate)
+        got = c_logmel(default_tools / "logmel_host_f64", wave, c.n_mels, tmp_path)
+        worst = max(worst, float(np.abs(got - f64_logmel(wave, c)).max()))
+    print(f"\nC float64 build vs float64 librosa: max {worst:.2e} dB")
+    assert worst <= 1e-4
+
+
+def reflect_frames(wave: np.ndarray, c: AudioConfig) -> np.ndarray:
+    padded = np.pad(wave, c.n_fft // 2, mode="reflect")
+    t = c.frames_for(len(wave))
+    return np.stack([padded[i * c.hop_length : i * c.hop_length + c.n_fft] for i in range(t)])
+
+
+@pytest.mark.parametrize("n", [513, 700, 1024, 1337, 3 * 320, 4410])
+def test_frame_api_and_reflect_padding(n: int, esc10_files, tmp_path: Path, default_tools: Path):
+    """tc_logmel_frame on numpy-padded frames == tc_logmel_buffer's own reflection, bit for bit."""
+    c = AudioConfig()
+    wave = load_audio(esc10_files[3], c.sample_rate)[20000 : 20000 + n]
+    by_buffer = c_logmel(default_tools / "logmel_host", wave, c.n_mels, tmp_path)
+    by_frames = c_logmel(default_tools / "logmel_host", reflect_frames(wave, c), c.n_mels, tmp_path, "frames")
+    assert by_buffer.shape == (c.frames_for(n), c.n_mels)
+    assert np.array_equal(by_buffer, by_frames)
+    want = py_logmel(wave, c)
+    loud = want >= want.max() - 80.0
+    assert np.abs(by_buffer - want)[loud].max() <= 0.01
+
+
+def test_too_short_buffer_is_refused(tmp_path: Path, default_tools: Path):
+    """Reflection needs more than n_fft/2 samples, as in Python (torch refuses too)."""
+    src = tmp_path / "short.f32"
+    np.zeros(512, dtype=np.float32).tofile(src)
+    run = subprocess.run([str(default_tools / "logmel_host"), "buffer", str(src), str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert run.returncode == 3 and "too short" in run.stderr
+    with pytest.raises(RuntimeError):
+        py_logmel(np.zeros(512, dtype=np.float32), AudioConfig())
+
+
+def test_silence_is_minus_100_db(tmp_path: Path, default_tools: Path):
+    got = c_logmel(default_tools / "logmel_host", np.zeros(2000, np.float32), 64, tmp_path)
+    assert np.all(got == np.float32(-100.0))
+
+
+def test_other_front_end_16k_short_window(esc10_files, tmp_path: Path):
+    """Tables regenerated for another AudioConfig (win_length < n_fft, fmin 0) still match LogMel."""
+    c = AudioConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=40,
+                    fmin=0.0, fmax=8000.0)
+    gen = tmp_path / "gen16k"
+    write_frontend_tables(gen, c)
+    tools = build(tmp_path, gen, "host")
+    wave = load_audio(esc10_files[10], c.sample_rate)
+    got = c_logmel(tools / "logmel_host", wave, c.n_mels, tmp_path)
+    want = py_logmel(wave, c)
+    loud = want >= want.max() - 80.0
+    assert got.shape == want.shape
+    assert np.abs(got - want)[loud].max() <= 0.01
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(n_fft=1000, win_length=1000), dict(win_length=2048), dict(hop_length=0)]
+)
+def test_unsupported_front_ends_are_refused(bad: dict, tmp_path: Path):
+    with pytest.raises(CodegenError):
+        write_frontend_tables(tmp_path, AudioConfig(**bad))
