@@ -26,7 +26,7 @@ from typing import Any
 
 from tinyclap.errors import TinyClapError
 from tinyclap.teachers.base import Teacher
-from tinyclap.teachers.weights import resolve_msclap_weights
+from tinyclap.teachers.weights import FILE_SUFFIXES, resolve_msclap_weights
 
 __all__ = ["load_teacher", "known_teachers", "UnknownTeacherError"]
 
@@ -88,7 +88,7 @@ def _dispatch(name: str, device: str, options: dict[str, Any]) -> Teacher:
         return _local(path, device, options)
     if kind is not None:
         raise UnknownTeacherError(f"{name}: {kind}; known teachers: {', '.join(known_teachers())}")
-    if name.count("/") == 1 and not name.startswith((".", "/", "~")) and not path.suffix:
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")) and path.suffix not in FILE_SUFFIXES:
         return _laion(name, device, options)  # a hub id: resolved through the hub cache
     raise UnknownTeacherError(
         f"unknown teacher {name!r}: not a registered name or an existing path. "

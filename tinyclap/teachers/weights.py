@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 HF_ENDPOINT = "https://huggingface.co"
+# Names ending like this are meant as files on disk, never as hub ids.
+FILE_SUFFIXES = frozenset({".json", ".safetensors", ".pth", ".pt", ".bin"})
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def _looks_like_path(name: str) -> bool:
         name.startswith((".", "/", "~"))
         or name.count("/") != 1
         or os.sep != "/" and os.sep in name
-        or Path(name).suffix in {".json", ".safetensors", ".pth", ".pt", ".bin"}
+        or Path(name).suffix in FILE_SUFFIXES
     )
 
 
