@@ -54,7 +54,9 @@ def load_teacher(name_or_path: str | Path, device: str = "cpu", **options: Any) 
 
     Options: ``checkpoint=`` / ``text_model=`` / ``batch_size=`` and
     :func:`~tinyclap.teachers.msclap.build_msclap` widths (MS-CLAP), ``version=``
-    (a ``.pth`` path), ``batch_size=`` (LAION), ``quiet=True`` (no licence line).
+    (a ``.pth`` path), ``batch_size=`` (LAION), ``text_model=`` (local: where the
+    text tower is when the recorded one is not on this machine), ``quiet=True``
+    (no licence line).
     Raises :class:`UnknownTeacherError` listing the known names, or
     :class:`~tinyclap.errors.MissingWeightsError` saying what to download.
     """
@@ -81,11 +83,11 @@ def _dispatch(name: str, device: str, options: dict[str, Any]) -> Teacher:
         if "checkpoint" in options:
             raise UnknownTeacherError(f"{name}: give the .pth either as the name or as checkpoint=, not both")
         return _msclap(name, version, device, {**options, "checkpoint": path})
-    kind = _path_kind(path)
+    kind, target = _path_kind(path)
     if kind == "clap":
         return _laion(name, device, options)
     if kind == "teacher":
-        return _local(path, device, options)
+        return _local(target, device, options)
     if kind is not None:
         raise UnknownTeacherError(f"{name}: {kind}; known teachers: {', '.join(known_teachers())}")
     if name.count("/") == 1 and not name.startswith((".", "/", "~")) and path.suffix not in FILE_SUFFIXES:
@@ -96,28 +98,33 @@ def _dispatch(name: str, device: str, options: dict[str, Any]) -> Teacher:
     )
 
 
-def _path_kind(path: Path) -> str | None:
-    """"clap", "teacher", a reason the path is unusable, or None when nothing is there."""
+def _path_kind(path: Path) -> tuple[str | None, Path]:
+    """``("clap" | "teacher", path to load)``, ``(reason it is unusable, path)``, or ``(None, path)``
+    when nothing is there."""
     if path.is_dir():
         config = path / "config.json"
         if config.is_file():
             model_type = _read_json(config).get("model_type")
             if model_type == "clap":
-                return "clap"
-            return f"config.json has model_type {model_type!r}, not a ClapModel ('clap')"
-        metas = sorted(path.glob("*.json"))
-        if len(metas) == 1 and _read_json(metas[0]).get("kind") == "teacher":
-            return "teacher"
-        return "a folder with neither a ClapModel config.json nor one tinyclap teacher .json"
+                return "clap", path
+            return f"config.json has model_type {model_type!r}, not a ClapModel ('clap')", path
+        # A `tinyclap pretrain` output folder: its one teacher checkpoint, whatever else it holds.
+        teachers = [m for m in sorted(path.glob("*.json")) if _read_json(m).get("kind") == "teacher"]
+        if len(teachers) == 1:
+            return "teacher", teachers[0]
+        if teachers:
+            listed = ", ".join(m.name for m in teachers)
+            return f"a folder with {len(teachers)} teacher checkpoints ({listed}): name one", path
+        return "a folder with neither a ClapModel config.json nor a tinyclap teacher .json", path
     meta = path.with_suffix(".json") if path.suffix in ("", ".safetensors") else path
     if meta.suffix == ".json" and meta.is_file():
         kind = _read_json(meta).get("kind")
         if kind == "teacher":
-            return "teacher"
-        return f"a tinyclap {kind!r} checkpoint, not a teacher (kind 'teacher')"
+            return "teacher", meta
+        return f"a tinyclap {kind!r} checkpoint, not a teacher (kind 'teacher')", meta
     if path.exists():
-        return "not a teacher checkpoint (.json with kind 'teacher', .pth, or a ClapModel folder)"
-    return None
+        return "not a teacher checkpoint (.json with kind 'teacher', .pth, or a ClapModel folder)", path
+    return None, path
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -151,10 +158,12 @@ def _laion(name: str, device: str, options: dict[str, Any]) -> Teacher:
 
 
 def _local(path: Path, device: str, options: dict[str, Any]) -> Teacher:
-    _check_options(str(path), options, set())
+    _check_options(str(path), options, {"text_model"})
+    if path.is_dir():
+        kind, target = _path_kind(path)
+        if kind != "teacher":
+            raise UnknownTeacherError(f"local:{path}: {kind}")
+        path = target
     from tinyclap.teachers.local import load_local
 
-    teacher = load_local(path)
-    if device != "cpu" and hasattr(teacher, "to"):
-        teacher = teacher.to(device) or teacher
-    return teacher
+    return load_local(path, device=device, **options)
