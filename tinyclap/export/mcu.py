@@ -261,7 +261,8 @@ def write_frontend_tables(out_dir: str | Path, audio_config: AudioConfig) -> lis
 def _round_half_away(x: np.ndarray) -> np.ndarray:
     """C's roundf/round: halves go away from zero (numpy's np.round goes to even)."""
     t = np.trunc(x)
-    frac = x - t  # exact: the fractional bits of a float are representable
+    with np.errstate(invalid="ignore"):  # inf - inf: inf stays inf below
+        frac = x - t  # exact: the fractional bits of a float are representable
     return t + np.where(np.abs(frac) >= 0.5, np.sign(x), 0).astype(x.dtype)
 
 

@@ -8,7 +8,7 @@
  * int8: B embeddings already int8 with zero point ZP (a TFLite output).
  * float: B float embeddings, quantised per vector by tc_quantize_embedding.
  * Writes OUT.scores (int32 B x C), OUT.best (int32 B), OUT.topk (int32 B x K),
- * and for float also OUT.q (int8 B x DIM) and OUT.scale (float32 B).
+ * (K is capped at C), and for float also OUT.q (int8 B x DIM) and OUT.scale (float32 B).
  * affine: tc_quantize_array over X with SCALE and ZP (TFLite QUANTIZE).
  */
 #include <stdint.h>
@@ -34,7 +34,8 @@ static int run_classify(int is_float, char **a)
     const size_t dim = strtoul(a[2], NULL, 10);
     const int32_t zp = (int32_t)strtol(a[3], NULL, 10);
     const size_t classes = strtoul(a[5], NULL, 10);
-    const size_t k = strtoul(a[6], NULL, 10);
+    const size_t k_asked = strtoul(a[6], NULL, 10);
+    const size_t k = k_asked < classes ? k_asked : classes; /* tc_topk gives min(k, C) */
     const char *out = a[7];
     void *emb = host_read_file(a[0], &emb_bytes);
     int8_t *bank = (int8_t *)host_read_file(a[4], &bank_bytes);
@@ -62,7 +63,7 @@ static int run_classify(int is_float, char **a)
             memcpy(e, (const int8_t *)emb + b * dim, dim);
         }
         best[b] = tc_classify(e, zp, bank, classes, dim, scores + b * classes);
-        if (tc_topk(scores + b * classes, classes, k, topk + b * k) != (k < classes ? k : classes)) {
+        if (tc_topk(scores + b * classes, classes, k_asked, topk + b * k) != k) {
             return 4;
         }
         for (j = 0; j < k; ++j) {
