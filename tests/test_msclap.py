@@ -276,6 +276,21 @@ def test_missing_and_broken_files(text_dirs, tmp_path: Path) -> None:
         _load("2022", good, tmp_path / "no-such-bert")
 
 
+def test_text_model_found_in_tinyclap_home_or_named_in_error(text_dirs, tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    monkeypatch.setenv("TINYCLAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never touch the network
+    good = _release(_tiny("2022", text_dirs["2022"]), tmp_path / "w.pth")
+    shutil.copytree(text_dirs["2022"], tmp_path / "home" / "bert-base-uncased")
+    teacher = load_msclap("2022", good, audio_config=TINY_AUDIO, d_proj=8, **TINY_WIDTHS["2022"])  # default id
+    assert teacher.embed_text(["a dog"]).shape == (1, 8)
+    with pytest.raises(MissingWeightsError) as err:
+        _load("2022", good, "tinyclap-test/no-such-text-model")
+    assert "https://huggingface.co/tinyclap-test/no-such-text-model" in str(err.value)
+    assert str(tmp_path / "home" / "tinyclap-test" / "no-such-text-model") in str(err.value)
+
+
 def test_wrong_text_family_and_version(text_dirs, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a gpt2 text tower"):
         build_msclap("2023", str(text_dirs["2022"]), audio_config=TINY_AUDIO, **TINY_WIDTHS["2023"])

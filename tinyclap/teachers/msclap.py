@@ -26,7 +26,6 @@ Where we differ from ``msclap`` (on purpose):
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from tinyclap.audio import AudioConfig, fit_length
 from tinyclap.errors import CheckpointError, MissingWeightsError
 from tinyclap.teachers.base import as_batch
 from tinyclap.teachers.msclap_audio import Cnn14, HTSATConfig, HTSATWrapper, MSClapFrontEnd
+from tinyclap.teachers.weights import hub_offline, missing_hf_model, resolve_msclap_weights, tinyclap_home
 
 __all__ = [
     "MSCLAP_LICENCE",
@@ -52,11 +52,9 @@ __all__ = [
     "build_msclap",
     "load_msclap",
     "load_msclap_state_dict",
-    "default_checkpoint",
 ]
 
 MSCLAP_LICENCE = "MS-CLAP weights: MIT License, Copyright (c) Microsoft Corporation (github.com/microsoft/CLAP)"
-HF_REPO = "microsoft/msclap"
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ class MSClapSpec:
     text_family: str  # "bert" (CLS token) | "gpt2" (suffix + last real token)
     text_model: str  # default transformers id of the text tower and tokenizer
     text_len: int  # tokenizer max_length
-    weights_file: str
+    weights_file: str  # name of the released file (microsoft/msclap on Hugging Face)
     mel_sample_rate: int | None = None  # rate the mel filters were designed for, if not the audio's
     d_proj: int = 1024
     htsat: HTSATConfig = field(default_factory=HTSATConfig)
@@ -187,40 +185,36 @@ class MSClapModel(nn.Module):
 # ----------------------------------------------------------------------------- building
 
 
-def _is_local(name: str) -> bool:
-    return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or os.sep + os.sep in name
-
-
-def _fetch_hint(name: str) -> str:
-    return (
-        f"on a machine with internet run `huggingface-cli download {name} config.json vocab.json merges.txt "
-        f"vocab.txt tokenizer.json tokenizer_config.json --local-dir DIR` (the files that exist), copy DIR "
-        f"here and pass text_model=DIR"
-    )
-
-
 def _from_pretrained(loader: Any, name: str, what: str) -> Any:
-    """Load a transformers config/tokenizer from a local dir or the local hub cache, else
-    from the hub; any failure becomes MissingWeightsError saying what to fetch."""
-    if _is_local(name):
-        path = Path(name).expanduser()
-        if not path.is_dir():
-            raise MissingWeightsError(f"text model directory {path} does not exist; {_fetch_hint('MODEL_ID')}")
+    """A transformers config/tokenizer from a local dir, ``$TINYCLAP_HOME/<id>/``, the hub
+    cache, or (when online) the hub; anything else is a MissingWeightsError saying what
+    to fetch. Legacy ids without an owner (``bert-base-uncased``, ``gpt2``, as msclap
+    uses them) are accepted."""
+    path = Path(name).expanduser()
+    if not path.is_dir() and name.startswith(("/", ".", "~")):
+        raise MissingWeightsError(f"text model directory {path} does not exist")
+    if not path.is_dir() and (tinyclap_home() / name / "config.json").is_file():
+        path = tinyclap_home() / name
+    if path.is_dir():
         try:
             return loader.from_pretrained(str(path))
         except (OSError, ValueError) as err:
-            raise MissingWeightsError(f"{path}: no usable {what} there ({err}); {_fetch_hint('MODEL_ID')}") from None
+            raise MissingWeightsError(f"{path}: no usable {what} there ({_first_line(err)})") from None
     try:
         return loader.from_pretrained(name, local_files_only=True)
     except (OSError, ValueError):
-        pass
-    try:
-        return loader.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise MissingWeightsError(
-            f"text model {name!r}: {what} not available offline ({first}); {_fetch_hint(name)}"
-        ) from None
+        why = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache"
+    if not hub_offline():
+        try:
+            return loader.from_pretrained(name)
+        except (OSError, ValueError) as err:
+            why = f"download failed: {_first_line(err)}"
+    raise missing_hf_model(name, f"{what}: {why}")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _text_config(family: str, text_model: str | None, text_config: Any | None) -> Any:
@@ -351,33 +345,6 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tinyclap" / "msclap"
-
-
-def default_checkpoint(version: str) -> Path:
-    """Where a released file is looked for when no path is given (never downloads):
-    ``~/.cache/tinyclap/msclap/CLAP_weights_<v>.pth``, then the Hugging Face cache."""
-    spec = _spec(version)
-    local = _cache_dir() / spec.weights_file
-    if local.is_file():
-        return local
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(HF_REPO, spec.weights_file)
-        if isinstance(cached, str) and Path(cached).is_file():
-            return Path(cached)
-    except ImportError:  # pragma: no cover - transformers brings huggingface_hub
-        pass
-    raise MissingWeightsError(
-        f"MS-CLAP {spec.version} weights not found: download {spec.weights_file} from "
-        f"https://huggingface.co/{HF_REPO} (or `huggingface-cli download {HF_REPO} {spec.weights_file}`) "
-        f"and put it at {local}, or pass its path as checkpoint"
-    )
-
-
 # ----------------------------------------------------------------------------- teacher
 
 
@@ -397,7 +364,7 @@ class MSClapTeacher:
         self.audio_config: AudioConfig = model.audio_config
         self.dim: int = model.caption_encoder.projection.linear1.out_features
         self.logit_scale = float(model.logit_scale.detach().exp().cpu())
-        if self.spec.text_family == "gpt2":
+        if tokenizer is not None and self.spec.text_family == "gpt2":
             tokenizer.padding_side = "right"  # pooling takes the last real token
             if tokenizer.pad_token is None:
                 # msclap pads with "!" (GPT-2 id 0); padded positions are masked either way.
@@ -427,6 +394,8 @@ class MSClapTeacher:
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """MS-CLAP's tokenisation (GPT-2: ``' <|endoftext|>'`` appended), padded to the longest."""
+        if self.tokenizer is None:
+            raise ValueError(f"{self.name}: built without a tokenizer, so it cannot embed text")
         texts = [p + " <|endoftext|>" for p in prompts] if self.spec.text_family == "gpt2" else list(prompts)
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.spec.text_len,
                              return_tensors="pt")
@@ -464,8 +433,8 @@ def load_msclap(
 ) -> MSClapTeacher:
     """Load a released MS-CLAP checkpoint as a Teacher.
 
-    ``checkpoint``: path to ``CLAP_weights_<version>.pth`` (None: see
-    :func:`default_checkpoint`). ``text_model``: transformers id or local directory
+    ``checkpoint``: path to ``CLAP_weights_<version>.pth`` (None: looked up by
+    :func:`tinyclap.teachers.weights.resolve_msclap_weights`). ``text_model``: transformers id or local directory
     giving the text tower's config and tokenizer (default ``bert-base-uncased`` /
     ``gpt2``; the weights come from the checkpoint). ``widths`` go to
     :func:`build_msclap` (tests load tiny models this way).
@@ -473,12 +442,7 @@ def load_msclap(
     from transformers import AutoTokenizer
 
     spec = _spec(version)
-    path = Path(checkpoint).expanduser() if checkpoint is not None else default_checkpoint(spec.version)
-    if not path.is_file():
-        raise MissingWeightsError(
-            f"{path}: MS-CLAP {spec.version} weights not found; download {spec.weights_file} from "
-            f"https://huggingface.co/{HF_REPO} and pass its path"
-        )
+    path = resolve_msclap_weights(spec.version, checkpoint)
     text_model = text_model or spec.text_model
     config = _text_config(spec.text_family, text_model, None)
     tokenizer = _from_pretrained(AutoTokenizer, text_model, "tokenizer")
