@@ -38,8 +38,9 @@ def tools(tmp_path_factory) -> Path:
     gen = tmp / "gen"
     write_frontend_tables(gen, AudioConfig())
     out = tmp / "build"
-    subprocess.run(["make", "-s", "-C", str(MCU), f"BUILD={out}", f"GEN={gen}", "host"],
-                   check=True, capture_output=True, text=True)
+    make = subprocess.run(["make", "-s", "-C", str(MCU), f"BUILD={out}", f"GEN={gen}", "host"],
+                          capture_output=True, text=True)
+    assert make.returncode == 0, make.stderr
     return out
 
 

@@ -30,10 +30,9 @@ pytestmark = pytest.mark.skipif(
 def build(tmp: Path, gen: Path, *targets: str) -> Path:
     """Build host tools from examples/mcu into tmp/build with the tables in ``gen``."""
     out = tmp / "build"
-    subprocess.run(
-        ["make", "-s", "-C", str(MCU), f"BUILD={out}", f"GEN={gen}", *targets],
-        check=True, capture_output=True, text=True,
-    )
+    make = subprocess.run(["make", "-s", "-C", str(MCU), f"BUILD={out}", f"GEN={gen}", *targets],
+                          capture_output=True, text=True)
+    assert make.returncode == 0, make.stderr
     return out
 
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 /* Read a whole file; *size receives its length in bytes. Exits on error. */
-static void *host_read_file(const char *path, size_t *size)
+static inline void *host_read_file(const char *path, size_t *size)
 {
     FILE *f = fopen(path, "rb");
     long len;
@@ -29,7 +29,7 @@ static void *host_read_file(const char *path, size_t *size)
 }
 
 /* Write n bytes to a file. Exits on error. */
-static void host_write_file(const char *path, const void *data, size_t n)
+static inline void host_write_file(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
     if (f == NULL || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
