@@ -494,7 +494,7 @@ def broken_report(dataset: Any, limit: int = 10) -> str:
         lines += [f"  {b}" for b in broken[:limit]]
         if len(broken) > limit:
             lines.append(f"  ... and {len(broken) - limit} more")
-    return "\n".join(lines) if lines else "no broken or missing files"
+    return "\n".join(lines) if lines else "no broken files"
 
 
 def aggregate_windows(

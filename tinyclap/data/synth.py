@@ -37,7 +37,7 @@ from tinyclap.data.base import AudioDataset, Entry
 from tinyclap.data.synth_sounds import RENDERERS, Spec
 from tinyclap.errors import DataError
 
-__all__ = ["FAMILIES", "Family", "SynthSound", "render", "family_of", "Synth"]
+__all__ = ["FAMILIES", "Family", "SynthSound", "render", "describe", "family_of", "Synth"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,11 @@ class Family:
     fast: tuple[str, ...] = ("fast", "quick", "rapid")
     slow_adv: tuple[str, ...] = ("slowly",)
     fast_adv: tuple[str, ...] = ("quickly", "rapidly")
+
+    def __post_init__(self) -> None:
+        if self.events and self.slow_adv == ("slowly",):  # pace of the repeats
+            object.__setattr__(self, "slow_adv", ("slowly", "with long pauses"))
+            object.__setattr__(self, "fast_adv", ("in quick succession", "rapidly"))
 
 
 _FAMILY_LIST = [
@@ -109,10 +114,10 @@ _FAMILY_LIST = [
         pitch=False,
         events=True,
     ),
-    Family("bell", ("bell ringing", "bell", "church bell", "bell chiming", "bell tolling"), events=True),
+    Family("bell", ("bell ringing", "bell chiming", "church bell ringing", "bell tolling", "bell striking"), events=True),
     Family(
         "dog bark",
-        ("dog barking", "barking dog", "dog bark", "dog", "hound barking"),
+        ("dog barking", "barking dog", "hound barking", "dog woofing"),
         events=True,
         low=("big", "large", "deep-voiced"),
         high=("small", "little", "yappy"),
@@ -214,7 +219,7 @@ def _caption(fam: Family, attrs: dict[str, Any], rng: np.random.Generator, full:
             post.append(pick(_DUR_TAIL[attrs["duration"]]))
     speed_applies = fam.speed and (not fam.events or attrs.get("repetitions", 1) > 1)
     if speed_applies and say():
-        if rng.random() < 0.6:
+        if rng.random() < 0.6 and not fam.events:  # events: the pace of repeats, said after the noun
             pre.append(pick(fam.slow if attrs["speed"] == "slow" else fam.fast))
         else:
             post.append(pick(fam.slow_adv if attrs["speed"] == "slow" else fam.fast_adv))
@@ -244,13 +249,24 @@ def _caption(fam: Family, attrs: dict[str, Any], rng: np.random.Generator, full:
     return text
 
 
+def _plan(seed: int, index: int) -> tuple[Family, dict[str, Any], tuple[np.random.Generator, ...]]:
+    fam = _BY_NAME[family_of(seed, index)]
+    rngs = _rngs(seed, index)
+    return fam, _attributes(fam, rngs[0]), rngs
+
+
+def describe(seed: int, index: int, n_captions: int = 3) -> SynthSound:
+    """Family, attributes and captions of global item ``index``, without rendering audio (cheap)."""
+    fam, attrs, (_, _, text_rng) = _plan(seed, index)
+    captions = [_caption(fam, attrs, text_rng, full=(k == 0)) for k in range(n_captions)]
+    return SynthSound(np.empty(0, np.float32), fam.name, attrs, captions)
+
+
 def render(seed: int, index: int, audio_config: AudioConfig | None = None, n_captions: int = 3) -> SynthSound:
     """Render global item ``index`` of the synth corpus for ``seed`` (pure function of its inputs)."""
     cfg = audio_config or AudioConfig()
-    name = family_of(seed, index)
-    fam = _BY_NAME[name]
-    attr_rng, audio_rng, text_rng = _rngs(seed, index)
-    attrs = _attributes(fam, attr_rng)
+    fam, attrs, (attr_rng, audio_rng, text_rng) = _plan(seed, index)
+    captions = [_caption(fam, attrs, text_rng, full=(k == 0)) for k in range(n_captions)]
     n = cfg.clip_samples
     sr = cfg.sample_rate
     active = attr_rng.uniform(0.2, 0.4) if attrs.get("duration") == "short" else attr_rng.uniform(0.75, 1.0)
@@ -264,7 +280,7 @@ def render(seed: int, index: int, audio_config: AudioConfig | None = None, n_cap
         reps=int(attrs.get("repetitions", 1)),
         direction=attrs.get("direction", "rising"),
     )
-    sound = np.asarray(RENDERERS[name](spec), dtype=np.float64)[:n]
+    sound = np.asarray(RENDERERS[fam.name](spec), dtype=np.float64)[:n]
     fade = min(int(0.01 * sr), len(sound) // 4)
     if fade > 1:  # no clicks at the edges of the active part
         ramp = np.linspace(0.0, 1.0, fade)
@@ -282,8 +298,7 @@ def render(seed: int, index: int, audio_config: AudioConfig | None = None, n_cap
     out += np.float32(3e-4) * audio_rng.standard_normal(n, dtype=np.float32)
     attrs["onset_seconds"] = onset / sr
     attrs["active_seconds"] = len(sound) / sr
-    captions = [_caption(fam, attrs, text_rng, full=(k == 0)) for k in range(n_captions)]
-    return SynthSound(out, name, attrs, captions)
+    return SynthSound(out, fam.name, attrs, captions)
 
 
 def _resolve_families(families: Iterable[str] | str | None, exclude: Iterable[str] | str | None) -> list[str]:
@@ -342,31 +357,21 @@ class Synth(AudioDataset):
                 Entry(Path(f"synth-s{self.seed}") / f"{g:07d}", f"synth-s{self.seed}/{g:07d}", self.class_names.index(fam))
             )
         self._build(entries, probe=False)
-        self._sounds: dict[int, SynthSound] = {}
+
+    def _global(self, i: int) -> int:
+        return self.global_indices[self._items[i].entry]
 
     def sound(self, i: int) -> SynthSound:
         """Item ``i`` rendered, with its family, attributes and captions."""
-        return render(self.seed, self.global_indices[self._items[i].entry], self.audio_config)
+        return render(self.seed, self._global(i), self.audio_config)
 
     def captions(self, i: int) -> list[str]:
-        # Captions are cheap to rebuild but need the attributes: render once and keep them.
-        g = self.global_indices[self._items[i].entry]
-        if g not in self._sounds:
-            s = render(self.seed, g, self.audio_config)
-            self._sounds[g] = SynthSound(np.empty(0, np.float32), s.family, s.attributes, s.captions)
-        return list(self._sounds[g].captions)
+        return describe(self.seed, self._global(i)).captions
 
     def _read(self, entry: Entry) -> np.ndarray:
-        g = int(entry.rel.rsplit("/", 1)[1])
-        s = render(self.seed, g, self.audio_config)
-        if g not in self._sounds:
-            self._sounds[g] = SynthSound(np.empty(0, np.float32), s.family, s.attributes, s.captions)
-        return s.audio
+        return render(self.seed, int(entry.rel.rsplit("/", 1)[1]), self.audio_config).audio
 
     def target_of(self, entry: Entry, window: int) -> int | str | None:
         if self.target_kind == "caption":
-            g = int(entry.rel.rsplit("/", 1)[1])
-            if g not in self._sounds:
-                self._read(entry)
-            return self._sounds[g].captions[0]
+            return describe(self.seed, int(entry.rel.rsplit("/", 1)[1])).captions[0]
         return super().target_of(entry, window)
