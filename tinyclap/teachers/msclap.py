@@ -175,7 +175,9 @@ class MSClapModel(nn.Module):
     def audio_config(self) -> AudioConfig:
         return self.audio_encoder.frontend.config
 
-    def forward(self, clips: torch.Tensor, tokens: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, clips: torch.Tensor, tokens: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Unit audio (B, D) and text (P, D) embeddings and exp(logit_scale)."""
         audio = F.normalize(self.audio_encoder(clips), dim=-1)
         text = F.normalize(self.caption_encoder(**tokens), dim=-1)
