@@ -295,7 +295,7 @@ def render(seed: int, index: int, audio_config: AudioConfig | None = None, n_cap
     out = np.zeros(n, dtype=np.float32)
     out[onset : onset + len(sound)] = sound
     # A faint noise floor, as any recording has (and no log of exact zeros).
-    out += np.float32(3e-4) * audio_rng.standard_normal(n, dtype=np.float32)
+    out += np.float32(6e-4) * (audio_rng.random(n, dtype=np.float32) - np.float32(0.5))
     attrs["onset_seconds"] = onset / sr
     attrs["active_seconds"] = len(sound) / sr
     return SynthSound(out, fam.name, attrs, captions)

@@ -44,6 +44,10 @@ class Spec:
         lo, hi = table[key]
         return self.u(lo, hi)
 
+    def noise(self, n: int) -> np.ndarray:
+        """Unit-variance white noise. Uniform, not Gaussian: the same flat spectrum, 4x cheaper."""
+        return (self.rng.random(n, dtype=np.float32) - np.float32(0.5)) * np.float32(3.4641016)
+
     @property
     def nyq(self) -> float:
         return 0.45 * self.sr  # keep partials clear of Nyquist at any rate
@@ -66,7 +70,7 @@ def _phase(freq: np.ndarray | float, n: int, sr: int, phase0: float = 0.0) -> np
     """Phase of an oscillator whose frequency may vary per sample (float64: no drift)."""
     if np.isscalar(freq):
         return phase0 + TWO_PI * float(freq) * _t(n, sr)
-    return phase0 + TWO_PI * np.cumsum(freq) / sr
+    return phase0 + TWO_PI * np.cumsum(freq, dtype=np.float64) / sr
 
 
 def _resonator(x: np.ndarray, freq: float, tau: float, sr: int) -> np.ndarray:
@@ -143,7 +147,7 @@ def chirp(s: Spec) -> np.ndarray:
     frac = np.clip(pos / sweep, 0.0, 1.0)
     if s.direction == "falling":
         frac = 1.0 - frac
-    freq = lo * (hi / lo) ** frac
+    freq = lo * np.exp(frac.astype(np.float32) * np.float32(np.log(hi / lo)))  # exponential sweep
     ramp = 0.005
     env = np.clip(np.minimum(pos, sweep - pos) / ramp, 0.0, 1.0)
     return env * _sin(_phase(freq, s.length, s.sr))
@@ -176,7 +180,7 @@ def engine(s: Spec) -> np.ndarray:
     t = _t(s.length, s.sr)
     freq = fr * (1.0 + 0.06 * _sin(TWO_PI * s.u(0.3, 1.2) * t))
     pulses = (0.5 + 0.5 * _cos(_phase(freq, s.length, s.sr))) ** 8  # narrow pulses: many harmonics
-    noise = s.rng.standard_normal(s.length)
+    noise = s.noise(s.length)
     x = pulses + 0.25 * noise * pulses
     x = _lowpass1(_lowpass1(x, s.u(600, 1400), s.sr), 2500, s.sr)
     return x - x.mean()
@@ -192,7 +196,7 @@ def rain(s: Spec) -> np.ndarray:
     drops = _resonator(x, min(s.u(2500, 6000), s.nyq), 0.0008, s.sr) + 0.6 * _resonator(
         x, s.u(900, 1800), 0.0012, s.sr
     )
-    hiss = _lowpass1(s.rng.standard_normal(s.length), 3000, s.sr)
+    hiss = _lowpass1(s.noise(s.length), 3000, s.sr)
     return drops * 30.0 + 0.08 * hiss * (1.0 + 0.5 * (s.speed == "fast"))
 
 
@@ -210,7 +214,7 @@ def speech(s: Spec) -> np.ndarray:
     cycles = np.floor(_phase(contour, s.length, s.sr) / TWO_PI)
     excitation = np.zeros(s.length)
     excitation[1:] = np.diff(cycles)  # one impulse per glottal cycle
-    excitation += 0.02 * s.rng.standard_normal(s.length)
+    excitation += 0.02 * s.noise(s.length)
     out = np.zeros(s.length)
     pos = 0
     syllables_left = int(s.rng.integers(2, 5))
@@ -247,14 +251,14 @@ def bubbles(s: Spec) -> np.ndarray:
     out = np.zeros(s.length + max(len(g) for g in grains))
     for p, k, g in zip(pos, which, gains):
         out[p : p + len(grains[k])] += g * grains[k]
-    gurgle = _lowpass1(s.rng.standard_normal(s.length), 300, s.sr)
+    gurgle = _lowpass1(s.noise(s.length), 300, s.sr)
     return out[: s.length] + 0.3 * gurgle
 
 
 def wind(s: Spec) -> np.ndarray:
     fc = s.pick({"low": (200, 450), "medium": (450, 800), "high": (800, 1600)}, s.pitch)
     gust = s.pick({"slow": (0.1, 0.3), "fast": (0.8, 1.6)}, s.speed)
-    noise = s.rng.standard_normal(s.length)
+    noise = s.noise(s.length)
     t = _t(s.length, s.sr)
     lfo = (
         _sin(TWO_PI * gust * t + s.u(0, TWO_PI))
@@ -294,7 +298,7 @@ def noise_burst(s: Spec) -> np.ndarray:
         m = int(s.u(0.08, 0.3) * s.sr)
         env = np.exp(-np.linspace(0, 4, m))
         env[: int(0.002 * s.sr)] *= np.linspace(0, 1, int(0.002 * s.sr))
-        return s.rng.standard_normal(m) * env
+        return s.noise(m) * env
 
     return _events(s, (0.5, 0.9) if s.speed == "slow" else (0.15, 0.3), burst)
 
@@ -322,7 +326,7 @@ def dog_bark(s: Spec) -> np.ndarray:
         u = np.linspace(0, 1, m)
         f = s.u(lo, hi) * (1.0 + 0.25 * np.minimum(u * 8, 1.0) - 0.45 * u)  # quick rise, long fall
         ph = _phase(f, m, s.sr)
-        x = sum(_sin(k * ph) / k for k in range(1, 7)) + 0.4 * s.rng.standard_normal(m)
+        x = sum(_sin(k * ph) / k for k in range(1, 7)) + 0.4 * s.noise(m)
         env = np.minimum(u * 25, 1.0) * np.exp(-u * 4)
         return _resonator(x * env, s.u(900, 1500), 0.004, s.sr) * 20.0
 
@@ -338,7 +342,7 @@ def knocking(s: Spec) -> np.ndarray:
         body = _sin(TWO_PI * fr * s.u(0.95, 1.05) * t) * np.exp(-t / s.u(0.02, 0.04))
         click = np.zeros(m)
         c = int(0.003 * s.sr)
-        click[:c] = s.rng.standard_normal(c) * 0.5
+        click[:c] = s.noise(c) * 0.5
         return body + click
 
     return _events(s, (0.4, 0.7) if s.speed == "slow" else (0.12, 0.2), knock)
