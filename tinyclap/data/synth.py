@@ -27,6 +27,7 @@ bark. ``class_names`` are the chosen families, in :data:`FAMILIES` order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -165,11 +166,15 @@ def _rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Generat
     return tuple(np.random.default_rng(s) for s in seqs)  # type: ignore[return-value]
 
 
+@lru_cache(maxsize=4096)
+def _block(seed: int, block: int) -> tuple[int, ...]:
+    return tuple(int(x) for x in np.random.default_rng([seed, block, 0xFA]).permutation(len(FAMILIES)))
+
+
 def family_of(seed: int, index: int) -> str:
     """Family of global item ``index``: every block of 15 items is a seeded permutation (balanced)."""
     k = len(FAMILIES)
-    block = np.random.default_rng([int(seed), int(index) // k, 0xFA]).permutation(k)
-    return FAMILIES[int(block[int(index) % k])]
+    return FAMILIES[_block(int(seed), int(index) // k)[int(index) % k]]
 
 
 def _attributes(fam: Family, rng: np.random.Generator) -> dict[str, Any]:

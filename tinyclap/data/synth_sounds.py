@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.signal import lfilter
 
 __all__ = ["Spec", "RENDERERS"]
 
@@ -51,6 +50,13 @@ class Spec:
     @property
     def nyq(self) -> float:
         return 0.45 * self.sr  # keep partials clear of Nyquist at any rate
+
+
+def lfilter(b, a, x):  # noqa: ANN001 - scipy's signature
+    """scipy.signal.lfilter, imported on first use (importing scipy.signal takes seconds)."""
+    from scipy.signal import lfilter as _lfilter
+
+    return _lfilter(b, a, x)
 
 
 def _sin(x: np.ndarray | float) -> np.ndarray:
