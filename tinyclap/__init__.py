@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_teacher"]
+__all__ = ["__version__", "load_teacher", "load_student"]
 
 
 def load_teacher(name_or_path: "str | os.PathLike[str]", device: str = "cpu", **options: "Any") -> "Teacher":
@@ -17,3 +17,10 @@ def load_teacher(name_or_path: "str | os.PathLike[str]", device: str = "cpu", **
     from tinyclap.teachers.registry import load_teacher as _load_teacher
 
     return _load_teacher(name_or_path, device, **options)
+
+
+def load_student(path: "str | os.PathLike[str]") -> "AudioStudent":
+    """Load a student checkpoint; see :func:`tinyclap.students.load_student`."""
+    from tinyclap.students import load_student as _load_student  # lazy: keeps torch out of `import tinyclap`
+
+    return _load_student(path)
