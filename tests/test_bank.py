@@ -7,53 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from tinyclap.bank import BankError, PromptBank, read_labels
 from tinyclap.templates import DEFAULT, REFERENCE_TEMPLATE, TemplateError, label_text, read_templates
+from zeroshot_support import load_tiny_teacher
 
 LABELS = ["dog", "rooster", "crackling_fire", "rain"]
 
 
-class HashTeacher:
-    """Test-only teacher: fixed random projections of mean log-mel and of hashed words."""
-
-    name = "test-hash"
-    licence = "test only"
-    logit_scale = 20.0
-    dim = 24
-
-    def __init__(self):
-        from tinyclap.audio import AudioConfig, LogMel
-
-        self.audio_config = AudioConfig(sample_rate=16000, clip_seconds=1.0, n_fft=512, win_length=512,
-                                        hop_length=256, n_mels=32, fmax=8000)
-        g = torch.Generator().manual_seed(0)
-        self.a = torch.randn(32, self.dim, generator=g)
-        self.t = torch.randn(257, self.dim, generator=g)
-        self.mel = LogMel(self.audio_config)
-
-    def embed_audio(self, clips):
-        from tinyclap.teachers.base import as_batch
-
-        x = self.mel(as_batch(clips)).mean(1)
-        e = (x - x.mean(1, keepdim=True)) @ self.a
-        return e / e.norm(dim=1, keepdim=True)
-
-    def embed_text(self, prompts):
-        if not prompts:
-            raise ValueError("no prompts")
-        bags = torch.zeros(len(prompts), 257)
-        for i, p in enumerate(prompts):
-            for w in p.split():
-                bags[i, sum(map(ord, w)) * 7919 % 257] += 1
-        e = bags @ self.t
-        return e / e.norm(dim=1, keepdim=True)
-
-
 @pytest.fixture(scope="module")
-def teacher():
-    return HashTeacher()
+def teacher(tmp_path_factory):
+    """A tiny CLAP trained by tinyclap.pretrain (MiniLM text tower): see zeroshot_support."""
+    return load_tiny_teacher(tmp_path_factory)
 
 
 class CountingText:
