@@ -195,3 +195,32 @@ def test_msclap_names_dispatch_to_load_msclap(
     for teacher in (by_name, by_pth, from_home):
         torch.testing.assert_close(teacher.embed_audio(clips), want_audio, atol=1e-6, rtol=0)
         torch.testing.assert_close(teacher.embed_text(["a dog barking"]), want_text, atol=1e-6, rtol=0)
+
+
+# ----------------------------------------------------------------------------- local (tinyclap pretrain) dispatch
+
+
+def test_local_names_dispatch_to_load_local(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``local:PATH``, the ``.json`` itself and the output folder all load the pretrain teacher."""
+    local = pytest.importorskip("tinyclap.teachers.local", reason="tinyclap/teachers/local.py not there yet")
+    model_mod = pytest.importorskip("tinyclap.pretrain.model", reason="tinyclap.pretrain not there yet")
+    import numpy as np
+    import torch
+
+    from tinyclap.audio import AudioConfig
+
+    torch.manual_seed(0)
+    config = AudioConfig(sample_rate=16000, clip_seconds=1.0, hop_length=1024, n_mels=32, fmax=8000.0)
+    model = model_mod.LocalClap("phinet_alpha_0.25_beta_0.75_t0_2_N_3:embed_width=64", config, dim=16)
+    out = tmp_path / "run"
+    meta = local.save_local(out / "teacher", model.eval())
+    (out / "history.json").write_text("{}")  # other files in the folder do not confuse it
+
+    clips = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 16000)).astype(np.float32)
+    reference = local.load_local(meta)
+    want_audio, want_text = reference.embed_audio(clips), reference.embed_text(["a dog barking"])
+    for name in (f"local:{meta}", str(meta), str(out), f"local:{out}"):
+        teacher = load_teacher(name)
+        assert teacher.name == reference.name and teacher.licence in capsys.readouterr().err
+        torch.testing.assert_close(teacher.embed_audio(clips), want_audio, atol=1e-6, rtol=0)
+        torch.testing.assert_close(teacher.embed_text(["a dog barking"]), want_text, atol=1e-6, rtol=0)
