@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_teacher", "load_student"]
+__all__ = ["__version__", "load_teacher", "load_student", "PromptBank", "ZeroShotClassifier"]
 
 
 def load_teacher(name_or_path: "str | os.PathLike[str]", device: str = "cpu", **options: "Any") -> "Teacher":
@@ -24,3 +24,12 @@ def load_student(path: "str | os.PathLike[str]") -> "AudioStudent":
     from tinyclap.students import load_student as _load_student  # lazy: keeps torch out of `import tinyclap`
 
     return _load_student(path)
+
+
+def __getattr__(name: str) -> "Any":
+    # Lazy re-exports (PEP 562): `tinyclap.PromptBank` without importing torch at `import tinyclap`.
+    if name in ("PromptBank", "ZeroShotClassifier"):
+        import importlib
+
+        return getattr(importlib.import_module("tinyclap.bank" if name == "PromptBank" else "tinyclap.zeroshot"), name)
+    raise AttributeError(f"module 'tinyclap' has no attribute {name!r}")
