@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from tinyclap.audio import AudioConfig
 from tinyclap.errors import CheckpointError
 from tinyclap.teachers.base import as_batch
-from tinyclap.teachers.weights import hub_offline, missing_hf_model, resolve_hf_model
+from tinyclap.teachers.weights import _first_line, hub_offline, missing_hf_model, resolve_hf_model
 
 __all__ = ["LaionClapTeacher", "LAION_LICENCE"]
 
@@ -209,8 +209,3 @@ def _card_licence(folder: Path) -> str:
         if lic:
             return f"CLAP weights ({folder.name}): {lic.group(1).strip()} (from its model card)"
     return LAION_LICENCE
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
