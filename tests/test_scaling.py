@@ -85,8 +85,9 @@ def test_profile_of_a_hand_countable_net(device):
     p = profile_module(TinyNet().to(device).eval(), (1, 1, 8, 8), device=device)
     assert p["params"] == 36 + 8 + (16 + 4) + (12 + 3)
     assert p["macs"] == 4 * 64 * 9 + 4 * 64 * 4 + 3 * 4  # conv1, conv2, fc
-    # int8 weights + float32 scale per out channel + int32 bias where there is one (bn1 folds into conv1)
-    assert p["flash_bytes"] == (36 + 16 + 16) + (16 + 16 + 16) + (12 + 12 + 12)
+    # int8 weights + float32 scale and int64 zero point per out channel + int32 bias where there
+    # is one (bn1 folds into conv1)
+    assert p["flash_bytes"] == (36 + 48 + 16) + (16 + 48 + 16) + (12 + 36 + 12)
     # Peak at the add: y (kept alive for the skip), conv2's output and the sum, 256 bytes each.
     assert p["ram_bytes"] == 3 * 256 and p["peak_layer"] == "add"
     live = {layer.name: layer.live_bytes for layer in p["layers"]}
@@ -118,23 +119,36 @@ def test_student_profile_matches_independent_counts():
     with FlopCounterMode(display=False) as flops, torch.no_grad():
         student(torch.zeros(1, 690, 64))
     assert p.macs == flops.get_total_flops() // 2  # PyTorch counts a multiply-add as 2 flops
-    # Flash by a hand rule: every conv/linear weight as int8, a float32 scale per output channel,
-    # an int32 bias per output channel of the convs followed by BatchNorm (named .conv, the stem's
+    # Flash by a hand rule: every conv/linear weight as int8, 12 bytes of quantisation per output
+    # channel, an int32 bias per output channel of the convs followed by BatchNorm (named .conv, the stem's
     # pointwise) and of the 1x1 head conv (has a bias); float32 LayerNorm; bn0 as 2 floats per mel.
     flash = 0
     for name, m in student.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             out = m.weight.shape[0]
             biased = name.endswith(".conv") or name in ("backbone.stem.pointwise", "conv")
-            flash += m.weight.numel() + 4 * out + (4 * out if biased else 0)
+            flash += m.weight.numel() + 12 * out + (4 * out if biased else 0)
     flash += 4 * 2 * 1024 + 8 * 64
     assert p.flash_bytes == flash
-    # The peak: block 1 expands 36 -> 208 channels at 345x32, then its stride-2 depthwise writes 173x16.
-    assert p.peak_layer == "backbone.blocks.1.depthwise.conv"
-    assert p.ram_bytes == 208 * 345 * 32 + 208 * 173 * 16
+    # The peak: block 1 expands 36 -> 208 channels at 345x32; its stride-2 depthwise pads 1 on
+    # every side, which TFLite runs as a PAD op (347x34) before a "valid" conv.
+    assert p.peak_layer == "backbone.blocks.1.depthwise.conv(pad)"
+    assert p.ram_bytes == 208 * 345 * 32 + 208 * 347 * 34
     live = {layer.name: layer.live_bytes for layer in p.layers}
     # Block 2 has a skip: its 36-channel input stays alive next to the 200-channel tensors.
     assert live["backbone.blocks.2.depthwise.conv"] == 36 * 173 * 16 + 2 * 200 * 173 * 16
+
+
+@pytest.mark.parametrize(("size", "pads"), [(8, True), (9, False)])
+def test_symmetric_stride_2_padding_costs_an_explicit_pad_on_even_sizes(size, pads):
+    net = nn.Sequential(nn.Conv2d(2, 2, 3, stride=2, padding=1, groups=2, bias=False))
+    p = profile_module(net.eval(), (1, 2, size, size), device="cpu")
+    names = [layer.name for layer in p["layers"]]
+    out = 2 * ((size + 1) // 2) ** 2
+    if pads:  # TF "same" would pad (0, 1): PyTorch's (1, 1) needs a PAD op and its tensor
+        assert names == ["0(pad)", "0"] and p["ram_bytes"] == 2 * size * size + 2 * (size + 2) ** 2
+    else:  # odd size: "same" is (1, 1), the conv pads by itself
+        assert names == ["0"] and p["ram_bytes"] == 2 * size * size + out
 
 
 def test_profile_scales_with_the_window_and_is_cached():
@@ -183,6 +197,22 @@ def test_fit_with_the_default_grid_fits_and_is_widest():
     assert not budget.fits(profile(cfg.replace(alpha=round(cfg.alpha + 0.05, 2)), 138, 64))
 
 
+@pytest.mark.parametrize("preset", ["mcu_stm32h7", "mcu_cortex_m4"])
+def test_mcu_presets_fit_their_recorded_budget_and_are_widest(preset):
+    import yaml
+
+    from tinyclap.students import load_preset
+    from tinyclap.students.encoder import _preset_dir
+
+    cfg, audio = load_preset(preset)
+    recorded = yaml.safe_load((_preset_dir() / f"{preset}.yaml").read_text())["budget"]
+    budget = Budget(recorded["flash_bytes"], recorded["ram_bytes"], recorded.get("macs"),
+                    window_seconds=recorded["window_seconds"], dim=cfg.dim)  # fmt: skip
+    assert cfg.head_act == "relu" and audio.clip_seconds == recorded["window_seconds"]
+    assert budget.fits(profile(cfg, audio.n_frames, audio.n_mels))
+    assert not budget.fits(profile(cfg.replace(alpha=round(cfg.alpha + 0.05, 2)), audio.n_frames, audio.n_mels))
+
+
 def test_impossible_budgets_say_which_limit_and_the_smallest_figure():
     budget = Budget(flash_bytes=parse_size("64KB"), window_seconds=1.0, dim=256)
     with pytest.raises(BudgetError) as err:
@@ -228,7 +258,7 @@ def test_cli_profile_table_and_save(capsys, tmp_path):
     out = capsys.readouterr().out
     assert rc == 1  # 2.74 MiB of activations do not fit 1 MB: reported, exit code 1
     assert REF.name in out and "4,434,547" in out and "356.68 M" in out and "DOES NOT FIT: RAM" in out
-    assert "backbone.blocks.1.depthwise.conv" in out and "690 frames x 64 mels" in out
+    assert "backbone.blocks.1.depthwise.conv(pad)" in out and "690 frames x 64 mels" in out
     assert AudioStudent.from_name(str(tmp_path / "ref.yaml")).config == REF
 
 

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         config, result = fit(budget, objective=args.objective)
     audio = budget.window_audio_config
     if args.save:
-        save_preset(args.save, config, audio, description=f"tinyclap scale: {_budget_line(budget)}")
+        save_preset(args.save, config, audio, description=f"tinyclap scale: {_budget_line(budget)}",
+                    budget={**budget.limits(), "window_seconds": audio.clip_seconds})  # fmt: skip
     if args.json:
         doc = {
             "name": config.name,

@@ -190,8 +190,11 @@ def load_preset(name_or_path: str | Path) -> tuple[StudentConfig, AudioConfig]:
 
 
 def save_preset(path: str | Path, config: StudentConfig, audio_config: AudioConfig | None = None,
-                description: str = "") -> Path:
-    """Write ``config`` (and the audio fields that differ from the default) as a preset YAML, atomically."""
+                description: str = "", budget: dict[str, Any] | None = None) -> Path:
+    """Write ``config`` (and the audio fields that differ from the default) as a preset YAML, atomically.
+
+    ``budget`` (e.g. the limits ``tinyclap scale`` fitted it to) is kept for the record.
+    """
     import yaml
 
     from tinyclap.io import atomic_path
@@ -202,6 +205,8 @@ def save_preset(path: str | Path, config: StudentConfig, audio_config: AudioConf
     doc["student"] = config.to_dict()
     if audio:
         doc["audio"] = audio
+    if budget:
+        doc["budget"] = dict(budget)
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(doc, sort_keys=False))

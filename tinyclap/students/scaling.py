@@ -9,16 +9,20 @@ forward hooks on every leaf module, then reading off:
   input window (BatchNorm folds into the convolutions; activations, adds and
   pooling are not MACs);
 - ``flash_bytes``: the int8 deployment's constants: 1 byte per conv/linear
-  weight, a 4-byte int32 bias and a 4-byte float32 scale per output channel
-  (BatchNorm folds into that bias), and 4 bytes per remaining float parameter
-  (LayerNorm, and ``bn0`` folded into the front end). Flatbuffer overhead
-  (op and tensor tables) comes on top;
+  weight; per output channel a float32 scale and an int64 zero point (as TFLite
+  stores per-channel quantisation) and an int32 bias where there is one
+  (BatchNorm folds into it); 4 bytes per remaining float parameter (LayerNorm,
+  and ``bn0`` folded into the front end). The flatbuffer's op and tensor tables
+  come on top (about 15% for small students);
 - ``ram_bytes``: peak int8 activation memory, as an MCU runtime allocates it.
   Every op output is a tensor; BatchNorm, ReLU/ReLU6 and dropout write into
   their input (fused) when nothing else reads that input later. A tensor is
   live from the op that writes it to the last op that reads it, so a residual
-  input stays alive across its block. The peak is the largest sum of live
-  tensors at any op, for batch 1 (the input window included).
+  input stays alive across its block. Convolutions whose padding TFLite cannot
+  express (symmetric padding 1 at stride 2 on an even size, as the reference
+  PhiNet downsamples) get the explicit PAD op a converter inserts. The peak is
+  the largest sum of live tensors at any op, for batch 1 (input window
+  included); a TFLM arena adds its own bookkeeping on top.
 
 :func:`fit` searches ``alpha`` x ``beta`` x ``t0`` x ``N`` for the config with
 the most MACs (then params) whose profile fits a :class:`Budget`. Every figure
@@ -268,6 +272,7 @@ def profile_module(model: nn.Module, input_shape: tuple[int, ...], device: str |
             del m.forward
     if not events:
         raise ValueError("the model ran no leaf module")
+    events = _explicit_pads(events)
 
     # Pass 1: a node per tensor, in execution order (holding the tensors keeps id() unique).
     nodes: dict[int, _Node] = {}
@@ -331,6 +336,38 @@ def profile_module(model: nn.Module, input_shape: tuple[int, ...], device: str |
     }
 
 
+class ExplicitPad(nn.Module):
+    """Stands for the PAD op a converter puts before a conv whose padding TFLite cannot express."""
+
+
+def _explicit_pads(events: list) -> list:
+    """Insert the PAD ops an int8 runtime runs before convs whose padding is not TF "same" or "valid".
+
+    TFLite convolutions only pad "same" (for stride 2 on an even size: 0 before, 1 after)
+    or not at all, so PyTorch's symmetric padding 1 on a stride-2 conv (PhiNet's
+    downsampling depthwise convs, as in the reference) becomes PAD + conv: one more
+    tensor, live next to the conv's input.
+    """
+    out = []
+    for name, mod, inputs, result in events:
+        if isinstance(mod, nn.Conv2d) and inputs and any(mod.padding) and not _is_same(mod, inputs[0].shape[-2:]):
+            ph, pw = mod.padding  # type: ignore[misc]
+            x = inputs[0]
+            padded = x.new_empty((*x.shape[:-2], x.shape[-2] + 2 * ph, x.shape[-1] + 2 * pw))
+            out.append((f"{name}(pad)", ExplicitPad(), [x], padded))
+            inputs = [padded]
+        out.append((name, mod, inputs, result))
+    return out
+
+
+def _is_same(conv: nn.Conv2d, size: Any) -> bool:
+    for n, k, s, p in zip(size, conv.kernel_size, conv.stride, conv.padding):  # type: ignore[arg-type]
+        total = max((-(-int(n) // s) - 1) * s + k - int(n), 0)
+        if (total // 2, total - total // 2) != (p, p):
+            return False
+    return True
+
+
 def _own_params(mod: nn.Module) -> int:
     return sum(p.numel() for p in mod.parameters(recurse=False))
 
@@ -353,8 +390,9 @@ def _costs(mod: nn.Module, out: torch.Tensor, events: list, step: int) -> tuple[
 
 
 def _weight_flash(weights: int, channels: int, has_bias: bool) -> int:
-    # int8 weights + float32 per-channel scale (+ int32 bias where there is one after folding)
-    return weights + 4 * channels + (4 * channels if has_bias else 0)
+    # int8 weights + per-output-channel quantisation as TFLite stores it (float32 scale and
+    # int64 zero point) + an int32 bias where there is one after BatchNorm folding.
+    return weights + 12 * channels + (4 * channels if has_bias else 0)
 
 
 def _next_is_bn(events: list, step: int) -> bool:
