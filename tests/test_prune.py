@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +225,11 @@ def test_prune_cli(tmp_path_factory, bank, cache, data, tmp_path: Path, esc10_ro
     pruned = load_student(tmp_path / "d12" / "student.json")
     assert pruned.dim == 12 and PromptBank.load(tmp_path / "d12" / "bank.npz").kept_dims == pruned.kept_dims
     assert (tmp_path / "d12" / "finetune").is_dir()
+    (tmp_path / "captions.txt").write_text("a dog barks twice\nrain on a tin roof\n\na chainsaw cutting wood\n")
+    assert main(base + ["--dims", "6", "--captions", str(tmp_path / "captions.txt"), "--out", str(tmp_path / "cap")]) == 0
+    report = json.loads((tmp_path / "cap" / "prune.json").read_text())
+    assert len(report["kept_dims"]) == 6 and report["params_removed"] > 0
+    assert report["scores"] != json.loads((tmp_path / "d12" / "prune.json").read_text())["scores"]  # captions, not the bank
     budget = flash_bytes_for(student, 20)
     assert main(base + ["--flash", str(budget), "--out", str(tmp_path / "flash")]) == 0
     assert load_student(tmp_path / "flash" / "student.json").dim == 20

@@ -97,6 +97,7 @@ def test_long_audio_is_windowed(teacher, bank, clips):
     text = torch.from_numpy(bank.embeddings)
     by_logits = ZeroShotClassifier(teacher, bank, aggregate="logits").logits([long.numpy()])[0]
     np.testing.assert_allclose(by_logits.numpy(), (teacher.logit_scale * w @ text.T).mean(0).numpy(), atol=1e-4)
+    assert by_logits.argmax() == clf.logits([long.numpy()])[0].argmax()  # same direction, same prediction
     # A short clip is padded (repeated) to one window; mixed lengths go in one call.
     short = clips[3][: n // 3].numpy()
     out = clf.predict([short, long.numpy(), clips[4].numpy()])

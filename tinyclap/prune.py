@@ -57,6 +57,7 @@ __all__ = [
     "flash_bytes_for",
     "choose_k",
     "calibration_embeddings",
+    "text_embeddings",
     "student_bank",
     "PruneResult",
     "prune",
@@ -222,6 +223,16 @@ def choose_k(student: nn.Module, flash_bytes: int, max_k: int | None = None) -> 
 
 
 # -------------------------------------------------------------- calibration
+def text_embeddings(teacher: Any, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    """Unit text embeddings (P, D) of ``texts`` (e.g. captions) from ``teacher``'s text tower, for scoring."""
+    texts = [t for t in (str(x).strip() for x in texts) if t]
+    if not texts:
+        raise PruneError("no captions to score with")
+    parts = [torch.as_tensor(teacher.embed_text(texts[i : i + batch_size])).float().cpu().numpy()
+             for i in range(0, len(texts), batch_size)]
+    return np.concatenate(parts)
+
+
 def calibration_embeddings(cache: Any, max_clips: int | None = None, seed: int = 0) -> np.ndarray:
     """Teacher audio embeddings from a distillation cache (``.embeddings`` (N, D)), optionally subsampled."""
     emb = cache.embeddings

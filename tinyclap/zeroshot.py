@@ -15,9 +15,10 @@ Long audio: each clip is cut into the encoder's clip length with
 :func:`tinyclap.audio.split_windows` (hop = ``window_hop`` seconds or the clip
 length), every window is embedded, and the clip's embedding is the
 re-normalised mean of its window embeddings (``aggregate="embedding"``, the
-default: it is one vector per clip, exactly what a device keeps as a running
-sum, and it equals averaging cosines up to a per-clip scale that does not
-change the argmax). ``aggregate="logits"`` averages per-window logits instead.
+default: one vector per clip, exactly what a device keeps as a running sum).
+``aggregate="logits"`` averages per-window logits instead; since window
+embeddings are unit vectors this is the same direction scaled by the mean
+vector's norm, so predictions agree and only the probabilities are softer.
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     how.add_argument("--sweep", help="comma-separated k values, e.g. 1024,512,256,128,64,32")
     p.add_argument("--scorer", choices=["similarity", "text_magnitude", "text_variance"], default="similarity")
     p.add_argument("--max-clips", type=int, default=None, help="calibrate on at most this many cached clips")
+    p.add_argument("--captions", default=None,
+                   help="score with these texts (one per line) instead of the bank's prompts; embedded by the "
+                   "bank's teacher (or --teacher)")
+    p.add_argument("--teacher", default=None, help="teacher whose text tower embeds --captions (default: the bank's)")
     p.add_argument("--data", action="append", default=[],
                    help="audio to fine-tune on (dataset spec covered by the cache); repeatable; omit to skip fine-tuning")
     p.add_argument("--val-data", action="append", default=[], help="validation audio for fine-tuning (spec)")
@@ -48,8 +52,20 @@ def run(args: argparse.Namespace) -> int:
     cache = EmbeddingCache.open(args.cache)
     # Fine-tuning recipe overrides (tinyclap.distill presets); only used when --data is given.
     overrides = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size}.items() if v is not None}
+    text = None
+    if args.captions:
+        from pathlib import Path
+
+        from tinyclap.prune import text_embeddings
+        from tinyclap.teachers.registry import load_teacher
+
+        path = Path(args.captions)
+        if not path.is_file():
+            raise CLIError(f"{path}: no such captions file")
+        text = text_embeddings(load_teacher(args.teacher or bank.teacher), path.read_text(encoding="utf-8").splitlines())
     common = dict(
         cache=cache,
+        text=text,
         scorer=args.scorer,
         max_clips=args.max_clips,
         finetune_data=args.data or None,
