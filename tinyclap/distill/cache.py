@@ -132,6 +132,8 @@ class ShardedArray:
             out = self.rows(np.array([key]))[0]
         else:
             rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key)
+            if rows.dtype == bool:
+                rows = np.nonzero(rows)[0]
             out = self.rows(rows)
         return out if cols is None else out[..., cols]
 
@@ -238,7 +240,7 @@ class EmbeddingCache:
 
     def select(self, dims: Sequence[int] | None) -> "EmbeddingCache":
         """A view whose targets are ``embeddings[:, dims]`` re-normalised (None: all dims)."""
-        view = object.__new__(EmbeddingCache)
+        view = object.__new__(type(self))  # subclasses (e.g. benchmarks) keep their behaviour
         view.__dict__.update(self.__dict__)
         if dims is None:
             view.kept_dims = None

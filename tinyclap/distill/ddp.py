@@ -11,7 +11,7 @@ would differ from one process with the same global batch. We replace every
 BatchNorm with a synchronised one for the duration of training: PyTorch's
 ``SyncBatchNorm`` on GPUs, and on CPU (where ``SyncBatchNorm`` refuses to run)
 :class:`DistributedBatchNorm`, which all-reduces the batch sums through the
-autograd-aware ``torch.distributed.nn.all_reduce``. Both normalise with the
+autograd-aware all-reduce. Both normalise with the
 statistics of the global batch, so forward, backward and running statistics
 match a single process.
 """
@@ -37,7 +37,9 @@ __all__ = [
     "all_gather_objects",
     "broadcast_object",
     "DistributedBatchNorm",
+    "differentiable_all_reduce",
     "synchronised_batchnorm",
+    "wrap_ddp",
 ]
 
 
@@ -132,13 +134,32 @@ def _comm_device(env: DistEnv) -> torch.device:
     return env.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose gradient is again the sum over ranks (each rank's output feeds every rank's loss)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return _AllReduceSum.apply(grad)
+
+
+def differentiable_all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    """``all_reduce(SUM)`` that autograd can go through."""
+    return _AllReduceSum.apply(tensor)
+
+
 class DistributedBatchNorm(_BatchNorm):
     """BatchNorm over the global batch of all ranks, on any device (gloo included).
 
     Built from an existing BatchNorm by :meth:`wrap`, sharing its parameters and
     buffers, so the state dict and the optimizer see the very same tensors.
     Statistics are exact two-pass ones (mean, then mean squared deviation), both
-    all-reduced with the differentiable ``torch.distributed.nn.all_reduce``, so
+    all-reduced with :func:`differentiable_all_reduce`, so
     gradients flow through the other ranks' contributions as in a single process.
     """
 
@@ -162,8 +183,7 @@ class DistributedBatchNorm(_BatchNorm):
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(input)
-        from torch.distributed.nn.functional import all_reduce
-
+        all_reduce = differentiable_all_reduce
         self._check_input_dim(input)
         dims = [d for d in range(input.dim()) if d != 1]
         shape = [1, -1] + [1] * (input.dim() - 2)
@@ -225,3 +245,19 @@ def synchronised_batchnorm(model: nn.Module, env: DistEnv) -> Iterator[nn.Module
             replacement = getattr(parent, name)
             original.train(replacement.training)
             setattr(parent, name, original)
+
+
+def wrap_ddp(model: nn.Module, env: DistEnv, sync_buffers: bool) -> nn.Module:
+    """``DistributedDataParallel(model)``; buffers are broadcast from rank 0 at every forward
+    only when ``sync_buffers`` (not needed when BatchNorm is synchronised: they stay equal)."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    kwargs: dict[str, Any] = {"device_ids": [env.device.index] if env.device.type == "cuda" else None}
+    params = inspect.signature(DDP.__init__).parameters
+    if "forward_sync_buffers" in params:  # newer torch; buffers are still synced once at construction
+        kwargs["forward_sync_buffers"] = sync_buffers
+    else:
+        kwargs["broadcast_buffers"] = sync_buffers
+    return DDP(model, **kwargs)

@@ -69,7 +69,7 @@ class DistillConfig:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.optimizer in ("adam", "adamw"), f"optimizer must be adam or adamw, got {self.optimizer!r}"),
+            (self.optimizer in ("adam", "adamw", "sgd"), f"optimizer must be adam, adamw or sgd, got {self.optimizer!r}"),
             (0.0 <= self.val_split < 1.0, f"val_split must be in [0, 1), got {self.val_split}"),
             (self.scheduler.name in ("plateau", "cosine", "none"), f"scheduler.name must be plateau, cosine or none, got {self.scheduler.name!r}"),
             (self.precompute_features in ("auto", "yes", "no"), f"precompute_features must be auto, yes or no, got {self.precompute_features!r}"),

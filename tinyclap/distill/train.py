@@ -47,6 +47,7 @@ from tinyclap.distill.ddp import (
     setup,
     synchronised_batchnorm,
     teardown,
+    wrap_ddp,
 )
 from tinyclap.distill.log import plot_curves, write_metrics
 from tinyclap.distill.losses import cosine_distillation_loss, cosine_similarity
@@ -259,9 +260,11 @@ class _Run:
         if self.precompute and cfg.augment.enabled:
             raise TinyClapError("precompute_features='yes' cannot be combined with augmentation")
         if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        else:
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adamw":
             self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(self.params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
         sch = cfg.scheduler
         if sch.name == "plateau":
             self.scheduler: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -282,7 +285,8 @@ class _Run:
     # ------------------------------------------------------------ state i/o
     def state_dict(self) -> dict[str, Any]:
         # Collective: every rank's RNG and partial-epoch loss sums go into the one file.
-        per_rank = all_gather_objects(self.env, (torch.get_rng_state(), self.loss_sum, self.loss_count))
+        cuda_rng = torch.cuda.get_rng_state() if self.env.device.type == "cuda" else None
+        per_rank = all_gather_objects(self.env, (torch.get_rng_state(), self.loss_sum, self.loss_count, cuda_rng))
         return {
             "config": self.cfg.to_dict(),
             "cache_hash": self.cache.config_hash,
@@ -300,7 +304,7 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng": [r[0] for r in per_rank],
-            "cuda_rng": torch.cuda.get_rng_state() if self.env.device.type == "cuda" else None,
+            "cuda_rng": [r[3] for r in per_rank],
         }
 
     def save_state(self) -> Path | None:
@@ -336,8 +340,8 @@ class _Run:
             r = self.env.rank
             torch.set_rng_state(rng[r])
             self.loss_sum, self.loss_count = float(state["loss_sum"][r]), int(state["loss_count"][r])
-            if state.get("cuda_rng") is not None and self.env.device.type == "cuda":
-                torch.cuda.set_rng_state(state["cuda_rng"])
+            if state["cuda_rng"][r] is not None and self.env.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"][r])
         else:
             # The partial epoch's loss is kept whole on rank 0 (a logging figure only).
             self.loss_sum = float(sum(state["loss_sum"])) if self.env.is_main else 0.0
@@ -536,13 +540,7 @@ class _Run:
         with synchronised_batchnorm(self.student, env) if sync else nullcontext():
             model: nn.Module = _Head(self.student) if cfg.stage == 2 else self.student
             if env.distributed:
-                from torch.nn.parallel import DistributedDataParallel as DDP
-
-                model = DDP(
-                    model,
-                    device_ids=[env.device.index] if env.device.type == "cuda" else None,
-                    broadcast_buffers=not sync,  # synchronised BN keeps buffers equal already
-                )
+                model = wrap_ddp(model, env, sync_buffers=not sync)
             flag = _StopFlag()
             with _graceful_stop(flag):
                 while self.epoch < cfg.epochs:
