@@ -49,9 +49,11 @@ from tinyclap.students.phinet import Add, Scale
 
 __all__ = [
     "Budget",
+    "ExplicitPad",
     "LayerProfile",
     "Profile",
     "SizeError",
+    "describe",
     "fit",
     "profile",
     "profile_module",
@@ -214,7 +216,7 @@ def _profile_cached(config: StudentConfig, input_frames: int, n_mels: int) -> Pr
     return Profile(name=config.name, config=config, input_frames=input_frames, n_mels=n_mels, **measured)
 
 
-@dataclass
+@dataclass(eq=False)  # identity matters, not equal fields
 class _Node:
     """One tensor of the walk (views share their base's node)."""
 
@@ -299,7 +301,7 @@ def profile_module(model: nn.Module, input_shape: tuple[int, ...], device: str |
     # Pass 3: a fusable op writes into its input when nothing reads that input later.
     fused_steps = set()
     for step, (mod, ins, out_node, _) in enumerate(steps):
-        if out_node in ins:  # returned its input (dropout in eval, identity)
+        if any(out_node is n for n in ins):  # returned its input (dropout in eval, identity)
             fused_steps.add(step)
         elif isinstance(mod, _FUSABLE) and len(ins) == 1 and last_read.get(id(ins[0])) == step:
             out_node.group = ins[0].group
