@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
+from distill_tiny import one_thread  # noqa: F401 - fixture
 from distill_tiny import TINY_AUDIO, ProjTeacher, synth
 from tinyclap.distill.cache import (
     CacheError,
@@ -20,13 +21,7 @@ from tinyclap.distill.cache import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared machine: one thread avoids oversubscription (7x faster here)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _clips(ds, idx):

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from distill_tiny import one_thread  # noqa: F401 - fixture
 from distill_tiny import DIM, TINY_AUDIO, ProjTeacher, synth, tiny_student
 from tinyclap.distill.cache import CacheError, build_cache
 from tinyclap.distill.losses import cosine_distillation_loss
@@ -30,13 +31,7 @@ def cache(data, tmp_path_factory):
     return build_cache(ProjTeacher(), data, tmp_path_factory.mktemp("cache") / "c", batch_size=16, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared machine: one thread avoids oversubscription (7x faster here)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

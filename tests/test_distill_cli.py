@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from distill_tiny import one_thread  # noqa: F401 - fixture
 from distill_tiny import ProjTeacher, TINY_AUDIO, synth, tiny_student_config
 from tinyclap.checkpoint import load_checkpoint
 from tinyclap.cli import main
@@ -22,12 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 SPEC = "synth?n=40&seed=1"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,10 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
         ax_val.text(0.5, 0.5, "no validation data", ha="center", va="center", transform=ax_val.transAxes)
     ax_val.set_xlabel("epoch")
     ax_val.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_val):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
