@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,14 @@ def test_broken_clips_are_skipped_and_counted(teacher, bank, esc10_root, tmp_pat
     assert r.metrics["n"] == 10
     assert len(r.broken) == 2
     assert any("1-999999-A-0.ogg" in b for b in r.broken) and any("1-999998-A-0.ogg" in b for b in r.broken)
+
+
+def test_bank_of_another_teacher_warns(bank):
+    student = tiny_student()
+    student.meta = {"teacher": "msclap-2022"}  # what distillation records in the checkpoint
+    with pytest.warns(UserWarning, match="do not share a space"):
+        ZeroShotClassifier(student, bank)
+    student.meta = {"teacher": bank.teacher}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same teacher: no warning
+        ZeroShotClassifier(student, bank)

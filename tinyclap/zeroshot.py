@@ -23,6 +23,7 @@ vector's norm, so predictions agree and only the probabilities are softer.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
@@ -71,6 +72,14 @@ class ZeroShotClassifier:
         self.window_hop = window_hop
         self.bank, self._encoder_dims = self._match(encoder, bank)
         self._text = _unit(self.bank.tensor())
+        distilled_from = (getattr(encoder, "meta", None) or {}).get("teacher")
+        if distilled_from and bank.teacher and distilled_from != bank.teacher:
+            # Names can differ in spelling for the same weights, so warn rather than refuse.
+            warnings.warn(
+                f"student was distilled from {distilled_from!r} but the bank was built by {bank.teacher!r}: "
+                "embeddings of different teachers do not share a space",
+                stacklevel=2,
+            )
 
     # ---------------------------------------------------------------- dims
     @staticmethod
