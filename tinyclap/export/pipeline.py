@@ -1,0 +1,501 @@
+"""``export_student``: a student + prompt bank → ONNX / ONNX int8 / TFLite int8 / C, verified and budgeted.
+
+Every format is verified as soon as it is written, on real calibration clips,
+against the torch fp32 student run the same way (same windows): cosine of the
+clip embeddings and zero-shot agreement with the bank. TFLite models also run
+in TensorFlow Lite Micro, which measures their arena and must give the same
+int8 outputs as LiteRT. With a target, the device fit (flash: models + bank +
+labels + front-end tables; RAM: TFLM arenas + the audio window buffer) is
+checked last; an overflow raises :class:`~tinyclap.errors.BudgetError` after
+``report.json`` and every file are written.
+
+Output folder (``W`` = ``features`` + ``head`` with a streaming window, else ``embed``)::
+
+    OUT/report.json            figures (tinyclap.export.report)
+    OUT/W.onnx                 fp32, raw log-mel in (bn0 inside)
+    OUT/W.int8.onnx            static QDQ int8 (per-channel weights)
+    OUT/W.int8.tflite          int8 in/out; input = log-mel mapped by the folded bn0 (report: mel_affine)
+    OUT/c/                     tinyclap_model.c/.h + front-end tables (tinyclap.export.mcu)
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from tinyclap.errors import TinyClapError
+from tinyclap.export.calibration import CalibrationSet, load_calibration
+from tinyclap.export.report import ExportReport, compare_embeddings
+from tinyclap.export.streaming import EmbedGraph, FeaturesGraph, HeadGraph, Windowing, mel_affine, plan_window
+from tinyclap.export.targets import FitReport, Target, check_fit, load_target
+
+__all__ = ["FORMATS", "ExportError", "ExportResult", "parse_formats", "bank_for_student", "export_student"]
+
+FORMATS: tuple[str, ...] = ("onnx", "onnx-int8", "tflite-int8", "c")
+_CHUNK = 32  # windows per torch forward
+
+
+class ExportError(TinyClapError, ValueError):
+    """Inputs an export cannot use (unknown format, bank of other dims, GELU head for TFLite Micro...)."""
+
+
+@dataclass
+class ExportResult:
+    """Where the export went, what it wrote, and the report's figures."""
+
+    out_dir: Path
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    fit: FitReport | None = None
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / "report.json"
+
+
+def parse_formats(formats: str | Sequence[str]) -> list[str]:
+    """``"onnx,tflite-int8"`` or a list → validated format names, in :data:`FORMATS` order."""
+    items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    unknown = sorted(set(items) - set(FORMATS))
+    if unknown:
+        raise ExportError(f"unknown export format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    if not items:
+        raise ExportError(f"no export format given; choose from {', '.join(FORMATS)}")
+    return [f for f in FORMATS if f in items]
+
+
+def bank_for_student(student: nn.Module, bank: Any) -> Any:
+    """The bank restricted to the student's kept dims (a pruned student), checked to match its output size."""
+    from tinyclap.bank import BankError
+
+    where = f"{bank.path}" if getattr(bank, "path", None) else "the prompt bank"
+    kept = getattr(student, "kept_dims", None)
+    if kept is not None:
+        try:
+            bank = bank.select_teacher_dims(kept)
+        except BankError as err:
+            raise ExportError(f"{where} cannot serve the student's {len(kept)} kept dims: {err}") from None
+    if bank.dim != student.dim:
+        raise ExportError(
+            f"{where} has {bank.dim}-dim embeddings but the student outputs {student.dim}"
+            + ("" if kept is not None else " (prune the bank to the student's dims, or use the student's own bank)")
+        )
+    return bank
+
+
+# --------------------------------------------------------------------------- running graphs
+
+
+def _torch_run(module: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            outs = [module(torch.from_numpy(np.ascontiguousarray(x[i : i + _CHUNK]))) for i in range(0, len(x), _CHUNK)]
+        return torch.cat(outs).float().numpy()
+
+    return run
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def clip_embeddings(
+    windows: np.ndarray, run: dict[str, Callable[[np.ndarray], np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Clip embeddings ``(N, D)`` from windows ``(N, W, T, M)``.
+
+    ``run`` maps ``"embed"``, or ``"features"`` and ``"head"``, to functions of numpy batches.
+
+    Returns ``(embeddings, mean pooled vectors or None)``: the streaming
+    procedure of the device (mean of the windows' pooled vectors, then the head).
+    """
+    n, w = windows.shape[:2]
+    flat = windows.reshape(n * w, *windows.shape[2:])
+    if "embed" in run:
+        emb = run["embed"](flat).reshape(n, w, -1)
+        return _unit(emb.mean(axis=1)), None
+    pooled = run["features"](flat).reshape(n, w, -1).mean(axis=1).astype(np.float32)
+    return _unit(run["head"](pooled)), pooled
+
+
+# --------------------------------------------------------------------------- the export
+
+
+def export_student(
+    student: Any,
+    bank: Any,
+    out_dir: str | Path,
+    *,
+    formats: str | Sequence[str] = ("onnx", "onnx-int8", "tflite-int8"),
+    calibration: str | CalibrationSet,
+    target: str | Target | None = None,
+    window_seconds: float | None = None,
+    max_clips: int = 32,
+    tflm_inputs: int = 8,
+    log: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export ``student`` (an AudioStudent or a checkpoint path) with ``bank`` (PromptBank or ``.npz`` path).
+
+    ``calibration`` is a dataset spec (``esc50:ROOT``, ...) or a
+    :class:`CalibrationSet`; ``max_clips`` clips of it calibrate and verify.
+    ``window_seconds`` streams the student over windows of about that length
+    (``features`` + ``head`` models; see :mod:`tinyclap.export.streaming`).
+    ``target`` (a name such as ``"stm32h7"`` or a YAML path) checks the device
+    fit and implies ``tflite-int8`` and ``c``. ``tflm_inputs`` inputs per model
+    are run in TFLM and compared with LiteRT. See the module docstring for the files.
+    """
+    from tinyclap.bank import PromptBank
+    from tinyclap.students import load_student
+
+    say = log or (lambda _msg: None)
+    fmts = parse_formats(formats)
+    tgt = load_target(target) if isinstance(target, (str, Path)) else target
+    if tgt is not None:
+        fmts = parse_formats(sorted(set(fmts) | {"tflite-int8", "c"}))
+    if "c" in fmts and "tflite-int8" not in fmts:
+        fmts = parse_formats(fmts + ["tflite-int8"])
+    ckpt = None
+    if isinstance(student, (str, Path)):
+        ckpt = str(student)
+        student = load_student(student)
+    student = student.eval()
+    bank_path = None
+    if isinstance(bank, (str, Path)):
+        bank_path = str(bank)
+        bank = PromptBank.load(bank)
+    bank = bank_for_student(student, bank)
+    if "tflite-int8" in fmts and student.config.head_act != "relu" and ("c" in fmts or tgt is not None):
+        raise ExportError(
+            f"{student.config.name} has a {student.config.head_act.upper()} head: TensorFlow Lite Micro has no "
+            f"{student.config.head_act.upper()} kernel, so it cannot run on a microcontroller. Deploy a student "
+            f"with head_act: relu (e.g. the mcu_stm32h7 preset)"
+        )
+
+    windowing = plan_window(student, window_seconds)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    calib = (
+        calibration
+        if isinstance(calibration, CalibrationSet)
+        else load_calibration(calibration, student.audio_config, max_clips)
+    )
+    if calib.audio_config.sample_rate != student.audio_config.sample_rate:
+        raise ExportError(
+            f"calibration clips are at {calib.audio_config.sample_rate} Hz, "
+            f"the student expects {student.audio_config.sample_rate} Hz"
+        )
+    say(
+        f"calibration: {len(calib)} clips from {calib.source}; "
+        f"windows of {windowing.frames} frames ({windowing.seconds:.3f} s)"
+    )
+    windows = calib.windows(windowing).numpy()  # (N, W, T, M) raw dB
+    scale, shift = mel_affine(student)
+
+    names = ["features", "head"] if windowing.streaming else ["embed"]
+    torch_graphs: dict[str, nn.Module] = (
+        {"features": FeaturesGraph(student), "head": HeadGraph(student)}
+        if windowing.streaming
+        else {"embed": EmbedGraph(student)}
+    )
+    reference, pooled = clip_embeddings(windows, {k: _torch_run(g) for k, g in torch_graphs.items()})
+    macs = _macs(student, windowing)
+
+    report = ExportReport(
+        out_dir / "report.json",
+        student=_student_info(student, ckpt),
+        bank={
+            "path": bank_path,
+            "classes": bank.num_classes,
+            "dim": bank.dim,
+            "teacher": bank.teacher,
+            "kept_dims": None if bank.kept_dims is None else len(bank.kept_dims),
+        },
+        window=windowing.to_dict(),
+        models=names,
+        calibration=calib.to_dict(),
+        mel_affine={
+            "scale": scale.tolist(),
+            "shift": shift.tolist(),
+            "note": "TFLite models take int8 log-mel after x * scale + shift (bn0 folded into the front end)",
+        },
+        macs=macs,
+    )
+    result = ExportResult(out_dir)
+    if windowing.streaming:
+        whole = student.embed_audio(calib.clips).numpy()
+        report.update(
+            streaming=compare_embeddings(reference, whole, bank.embeddings)
+            | {"note": "torch student streamed over the windows vs the same student on whole clips"}
+        )
+        say(f"streaming vs whole clip (torch): cosine mean {report.data['streaming']['cosine_mean']:.4f}")
+
+    inputs = _graph_inputs(windows, pooled, windowing)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as work:
+        onnx_paths: dict[str, Path] = {}
+        if "onnx" in fmts or "onnx-int8" in fmts:
+            from tinyclap.export.onnx import OnnxModel, export_onnx
+
+            where = out_dir if "onnx" in fmts else Path(work)
+            for name in names:
+                say(f"onnx: exporting {name}")
+                onnx_paths[name] = export_onnx(
+                    torch_graphs[name],
+                    torch.from_numpy(inputs[name][:2]),
+                    where / f"{name}.onnx",
+                    input_name=_IO[name][0],
+                    output_name=_IO[name][1],
+                )
+            if "onnx" in fmts:
+                runs = {n: OnnxModel(p) for n, p in onnx_paths.items()}
+                _record(report, result, "onnx", list(onnx_paths.values()), windows, runs, reference, bank, say)
+        if "onnx-int8" in fmts:
+            from tinyclap.export.onnx import OnnxModel
+            from tinyclap.export.quantize import quantize_onnx_int8
+
+            paths = {}
+            for name in names:
+                say(f"onnx-int8: quantising {name}")
+                paths[name] = quantize_onnx_int8(
+                    onnx_paths[name], out_dir / f"{name}.int8.onnx", _batches(inputs[name])
+                )
+            runs = {n: OnnxModel(p) for n, p in paths.items()}
+            _record(report, result, "onnx-int8", list(paths.values()), windows, runs, reference, bank, say)
+    if "tflite-int8" in fmts:
+        _export_tflite(student, names, windows, inputs, scale, shift, reference, bank, report, result, tflm_inputs, say)
+    if "c" in fmts:
+        _export_c(result, report, bank, windowing, scale, shift, say)
+    if tgt is not None:
+        result.fit = _fit(tgt, report, bank, windowing, student, macs)
+        report.update(target=result.fit.to_dict())
+        say(result.fit.to_dict()["message"])
+    result.report = report.data
+    if result.fit is not None:
+        result.fit.raise_if_over()  # after everything is written: nothing is lost
+    return result
+
+
+_IO = {"features": ("logmel", "pooled"), "head": ("pooled", "embedding"), "embed": ("logmel", "embedding")}
+
+
+def _graph_inputs(windows: np.ndarray, pooled: np.ndarray | None, windowing: Windowing) -> dict[str, np.ndarray]:
+    """Calibration inputs per graph: all windows (raw dB) for features/embed, mean pooled vectors for the head."""
+    flat = windows.reshape(-1, *windows.shape[2:]).astype(np.float32)
+    if windowing.streaming:
+        assert pooled is not None
+        return {"features": flat, "head": pooled}
+    return {"embed": flat}
+
+
+def _batches(x: np.ndarray, size: int = 1) -> list[np.ndarray]:
+    return [x[i : i + size] for i in range(0, len(x), size)]
+
+
+def _record(
+    report: ExportReport,
+    result: ExportResult,
+    fmt: str,
+    paths: list[Path],
+    windows: np.ndarray,
+    runs: dict[str, Callable[[np.ndarray], np.ndarray]],
+    reference: np.ndarray,
+    bank: Any,
+    say: Callable[[str], None],
+) -> None:
+    emb, _ = clip_embeddings(windows, runs)
+    figures = {
+        "files": {p.name: p.stat().st_size for p in paths},
+        **compare_embeddings(emb, reference, bank.embeddings),
+    }
+    result.files[fmt] = list(paths)
+    report.add_format(fmt, figures)
+    say(
+        f"{fmt}: cosine mean {figures['cosine_mean']:.5f}, worst {figures['cosine_worst']:.5f}, "
+        f"zero-shot agreement {figures['zeroshot_agreement']:.3f}"
+    )
+
+
+def _export_tflite(
+    student: nn.Module,
+    names: list[str],
+    windows: np.ndarray,
+    inputs: dict[str, np.ndarray],
+    scale: np.ndarray,
+    shift: np.ndarray,
+    reference: np.ndarray,
+    bank: Any,
+    report: ExportReport,
+    result: ExportResult,
+    tflm_inputs: int,
+    say: Callable[[str], None],
+) -> None:
+    from tinyclap.export.tflite import TfliteModel, export_tflite_int8
+    from tinyclap.export.tflm import TflmError, TflmModel, compare_runtimes
+
+    graphs = {
+        "features": FeaturesGraph(student, fold_bn0=True),
+        "head": HeadGraph(student),
+        "embed": EmbedGraph(student, fold_bn0=True),
+    }
+    # The folded bn0: the int8 models see x * scale + shift, as the C front end feeds them.
+    mapped = {k: (v * scale + shift).astype(np.float32) if k != "head" else v for k, v in inputs.items()}
+    paths, models = {}, {}
+    for name in names:
+        say(f"tflite-int8: quantising and converting {name}")
+        calib = [torch.from_numpy(b) for b in _batches(mapped[name], 16)]
+        paths[name] = export_tflite_int8(graphs[name], calib, result.out_dir / f"{name}.int8.tflite")
+        models[name] = TfliteModel(paths[name])
+
+    def runner(name: str) -> Callable[[np.ndarray], np.ndarray]:
+        m = models[name]
+        return (lambda x: m(x * scale + shift)) if name != "head" else m
+
+    _record(
+        report,
+        result,
+        "tflite-int8",
+        list(paths.values()),
+        windows,
+        {n: runner(n) for n in names},
+        reference,
+        bank,
+        say,
+    )
+    figures: dict[str, Any] = {"models": {}}
+    for name in names:
+        m = models[name]
+        entry: dict[str, Any] = {"bytes": len(m.data), "input": m.input.to_dict(), "output": m.output.to_dict()}
+        try:
+            micro = TflmModel(m.data, name=paths[name].name)
+            sample = m.quantize_input(mapped[name][: max(1, tflm_inputs)])
+            entry["tflm"] = {"arena_bytes": micro.arena_bytes(), **compare_runtimes(micro, m, sample).to_dict()}
+            say(
+                f"tflm: {name} arena {entry['tflm']['arena_bytes']:,} bytes, max |TFLM - LiteRT| "
+                f"{entry['tflm']['max_abs_diff_lsb']} LSB over {entry['tflm']['values']} values"
+            )
+        except TflmError as err:
+            entry["tflm"] = {"error": str(err)}
+            say(f"tflm: {err}")
+        figures["models"][name] = entry
+    report.add_format("tflite-int8", figures)
+
+
+def _export_c(
+    result: ExportResult,
+    report: ExportReport,
+    bank: Any,
+    windowing: Windowing,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    say: Callable[[str], None],
+) -> None:
+    from tinyclap.export.mcu import ModelBlob, write_c_model
+
+    models = report.data["formats"]["tflite-int8"]["models"]
+    blobs = []
+    for name, entry in models.items():
+        if "arena_bytes" not in entry.get("tflm", {}):
+            raise ExportError(
+                f"{name}.int8.tflite does not run in TensorFlow Lite Micro ({entry['tflm'].get('error')}): "
+                "no C model written"
+            )
+        blobs.append(
+            ModelBlob(
+                name,
+                (result.out_dir / f"{name}.int8.tflite").read_bytes(),
+                _quant(entry["input"]),
+                _quant(entry["output"]),
+                entry["tflm"]["arena_bytes"],
+            )
+        )
+    files = write_c_model(
+        result.out_dir / "c",
+        blobs,
+        bank.embeddings,
+        bank.labels,
+        windowing.audio_config,
+        frames_per_window=windowing.frames,
+        input_affine=(scale, shift),
+        logit_scale=float(bank.logit_scale),
+    )
+    result.files["c"] = list(files.files)
+    report.add_format(
+        "c",
+        {
+            "dir": str(files.out_dir),
+            "files": [p.name for p in files.files],
+            "flash_bytes": files.flash_bytes,
+            "bank_scale": files.bank_scale,
+            "frontend_table_bytes": _frontend_bytes(windowing),
+        },
+    )
+    say(f"c: wrote {len(files.files)} files to {files.out_dir}")
+
+
+def _quant(info: dict[str, Any]) -> Any:
+    from tinyclap.export.mcu import QuantParams
+
+    q = info.get("quant")
+    return None if q is None else QuantParams(q["scale"], q["zero_point"])
+
+
+def _frontend_bytes(windowing: Windowing) -> int:
+    """Flash of the C front end's float32 tables (window, twiddles, mel weights) and uint16 mel indices."""
+    from tinyclap.export.mcu import frontend_tables
+
+    t = frontend_tables(windowing.audio_config)
+    floats = len(t.window) + len(t.cos) + len(t.sin) + max(len(t.mel_weights32), 1)
+    return 4 * floats + 2 * 3 * windowing.audio_config.n_mels
+
+
+def _macs(student: nn.Module, windowing: Windowing) -> dict[str, Any]:
+    """MACs of the graphs (convolutions and linears), per window, per head run and per second of audio."""
+    from tinyclap.students.scaling import profile_module
+
+    m = windowing.audio_config.n_mels
+    features = profile_module(FeaturesGraph(student, fold_bn0=True), (1, windowing.frames, m), device="cpu")["macs"]
+    head = profile_module(HeadGraph(student), (1, student.embed_width), device="cpu")["macs"]
+    clip_seconds = student.audio_config.clip_seconds
+    windows_per_clip = max(1, student.audio_config.clip_samples // windowing.samples) if windowing.streaming else 1
+    per_second = features / windowing.seconds + head / clip_seconds
+    return {
+        "features_per_window": int(features),
+        "head": int(head),
+        "windows_per_clip": windows_per_clip,
+        "per_clip": int(features * windows_per_clip + head),
+        "per_second": int(round(per_second)),
+    }
+
+
+def _fit(
+    tgt: Target, report: ExportReport, bank: Any, windowing: Windowing, student: nn.Module, macs: dict[str, Any]
+) -> FitReport:
+    """Flash: int8 models + int8 bank + label strings + front-end tables. RAM: TFLM arenas + buffers."""
+    models = report.data["formats"]["tflite-int8"]["models"]
+    flash = {f"model {n}": e["bytes"] for n, e in models.items()}
+    flash["bank"] = int(bank.num_classes * bank.dim)  # int8, one scale (tinyclap.export.mcu.quantize_bank)
+    flash["labels"] = sum(len(s.encode()) + 1 for s in bank.labels)
+    flash["front-end tables"] = report.data["formats"]["c"]["frontend_table_bytes"]
+    ram = {f"arena {n}": e["tflm"]["arena_bytes"] for n, e in models.items()}
+    ram["audio window"] = 4 * windowing.samples  # float32 samples, as tc_app_push_window takes them
+    if windowing.streaming:
+        ram["pooled sum"] = 4 * int(student.embed_width)
+    return check_fit(tgt, flash, ram, macs_per_second=macs["per_second"])
+
+
+def _student_info(student: nn.Module, ckpt: str | None) -> dict[str, Any]:
+    return {
+        "checkpoint": ckpt,
+        "name": student.config.name,
+        "config": student.config.to_dict(),
+        "audio_config": student.audio_config.to_dict(),
+        "params": int(student.num_parameters()),
+        "dim": int(student.dim),
+        "embed_width": int(student.embed_width),
+        "kept_dims": None if student.kept_dims is None else len(student.kept_dims),
+    }

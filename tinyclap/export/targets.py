@@ -1,0 +1,198 @@
+"""Device targets (flash, RAM) and the check that an export fits one.
+
+A target is a YAML file in ``tinyclap/configs/targets/`` (or any path)::
+
+    name: stm32h7
+    description: STM32H7 (Cortex-M7, 480 MHz)
+    flash: 2MB            # binary units, as MCU datasheets use them
+    ram: 1MB
+    reserved_flash: 256KB # firmware that is not the model: TFLM runtime and kernels, C front end, app
+    reserved_ram: 64KB    # stack, heap, drivers, DMA buffers
+    clock_hz: 480000000   # optional, only reported
+
+:func:`check_fit` adds what an export needs (measured: model bytes, TFLM
+arena bytes; computed: bank, labels, front-end tables, the audio window
+buffer) to the reserves and compares. :class:`FitReport` says, per resource,
+the parts, the total and the overflow; :meth:`FitReport.raise_if_over`
+raises :class:`~tinyclap.errors.BudgetError` naming each overflow and by how much.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tinyclap.errors import BudgetError, TinyClapError
+from tinyclap.students.scaling import format_bytes, parse_size
+
+__all__ = ["TargetError", "Target", "list_targets", "load_target", "ResourceUse", "FitReport", "check_fit"]
+
+
+class TargetError(TinyClapError, ValueError):
+    """A target name or file that does not describe a device."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A device's memory, and how much of it the rest of the firmware keeps."""
+
+    name: str
+    flash_bytes: int
+    ram_bytes: int
+    reserved_flash: int = 0
+    reserved_ram: int = 0
+    description: str = ""
+    clock_hz: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "flash_bytes": self.flash_bytes,
+            "ram_bytes": self.ram_bytes,
+            "reserved_flash": self.reserved_flash,
+            "reserved_ram": self.reserved_ram,
+            "clock_hz": self.clock_hz,
+        }
+
+
+def _target_dir() -> Path:
+    return Path(str(resources.files("tinyclap") / "configs" / "targets"))
+
+
+def list_targets() -> list[str]:
+    """Names of the targets shipped in ``tinyclap/configs/targets``."""
+    return sorted(p.stem for p in _target_dir().glob("*.yaml"))
+
+
+def load_target(name_or_path: str | Path) -> Target:
+    """A shipped target by name (see :func:`list_targets`) or a target YAML file."""
+    import yaml
+
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = _target_dir() / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise TargetError(f"{name_or_path!r}: no such target (known: {', '.join(list_targets())}, or a YAML path)")
+    elif not path.is_file():
+        raise TargetError(f"{path}: no such target file")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise TargetError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(doc, dict):
+        raise TargetError(f"{path}: a target is a mapping with at least flash and ram")
+    known = {"name", "description", "flash", "ram", "reserved_flash", "reserved_ram", "clock_hz"}
+    unknown = set(doc) - known
+    if unknown:
+        raise TargetError(f"{path}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    missing = [k for k in ("flash", "ram") if k not in doc]
+    if missing:
+        raise TargetError(f"{path}: missing {', '.join(missing)}")
+    try:
+        target = Target(
+            name=str(doc.get("name") or path.stem),
+            flash_bytes=parse_size(doc["flash"]),
+            ram_bytes=parse_size(doc["ram"]),
+            reserved_flash=parse_size(doc["reserved_flash"]) if doc.get("reserved_flash") else 0,
+            reserved_ram=parse_size(doc["reserved_ram"]) if doc.get("reserved_ram") else 0,
+            description=str(doc.get("description", "")),
+            clock_hz=int(doc["clock_hz"]) if doc.get("clock_hz") else None,
+        )
+    except (TypeError, ValueError) as err:
+        raise TargetError(f"{path}: {err}") from None
+    if target.reserved_flash >= target.flash_bytes or target.reserved_ram >= target.ram_bytes:
+        raise TargetError(f"{path}: the reserves leave nothing for the model")
+    return target
+
+
+@dataclass
+class ResourceUse:
+    """One resource (flash or RAM): the parts that use it and the budget."""
+
+    name: str
+    budget: int
+    parts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def used(self) -> int:
+        return sum(self.parts.values())
+
+    @property
+    def over(self) -> int:
+        """Bytes over budget (0 if it fits)."""
+        return max(0, self.used - self.budget)
+
+    def describe(self) -> str:
+        parts = " + ".join(f"{k} {format_bytes(v)}" for k, v in self.parts.items())
+        return f"{self.name} {format_bytes(self.used)} ({parts}) of {format_bytes(self.budget)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget,
+            "used": self.used,
+            "free": self.budget - self.used,
+            "over": self.over,
+            "use": round(self.used / self.budget, 4),
+            "parts": dict(self.parts),
+        }
+
+
+@dataclass
+class FitReport:
+    """Whether an export fits a target, with the figures behind the answer."""
+
+    target: Target
+    flash: ResourceUse
+    ram: ResourceUse
+    macs_per_second: int | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.flash.over == 0 and self.ram.over == 0
+
+    def overflow_message(self) -> str:
+        """One line naming every resource over budget and by how much ('' if it fits)."""
+        over = [r for r in (self.flash, self.ram) if r.over]
+        if not over:
+            return ""
+        parts = "; ".join(f"{r.name} over by {format_bytes(r.over)}: needs {r.describe()}" for r in over)
+        return f"does not fit {self.target.name}: {parts}"
+
+    def raise_if_over(self) -> None:
+        """Raise :class:`BudgetError` with :meth:`overflow_message` if anything overflows."""
+        if not self.fits:
+            raise BudgetError(self.overflow_message())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target.to_dict(),
+            "fits": self.fits,
+            "flash": self.flash.to_dict(),
+            "ram": self.ram.to_dict(),
+            "macs_per_second": self.macs_per_second,
+            "message": self.overflow_message() or f"fits {self.target.name}",
+        }
+
+
+def check_fit(
+    target: Target,
+    flash_parts: dict[str, int],
+    ram_parts: dict[str, int],
+    macs_per_second: int | None = None,
+) -> FitReport:
+    """Compare what an export needs with ``target`` (the target's reserves are added as parts)."""
+    flash = dict(flash_parts)
+    ram = dict(ram_parts)
+    if target.reserved_flash:
+        flash["reserved"] = target.reserved_flash
+    if target.reserved_ram:
+        ram["reserved"] = target.reserved_ram
+    return FitReport(
+        target,
+        ResourceUse("flash", target.flash_bytes, flash),
+        ResourceUse("RAM", target.ram_bytes, ram),
+        macs_per_second,
+    )
