@@ -34,7 +34,7 @@ from tinyclap.bank import PromptBank
 from tinyclap.errors import DataError, TinyClapError
 from tinyclap.io import atomic_path, write_json
 from tinyclap.templates import label_text
-from tinyclap.zeroshot import Aggregate, ZeroShotClassifier
+from tinyclap.zeroshot import Aggregate, ZeroShotClassifier, group_mean
 
 __all__ = [
     "EvalResult",
@@ -45,6 +45,7 @@ __all__ = [
     "clip_key",
     "fold_of",
     "open_eval_dataset",
+    "bank_rows_for",
 ]
 
 
@@ -176,7 +177,7 @@ class EvalResult:
 
 
 # ------------------------------------------------------------- evaluation
-def _label_map(class_names: Sequence[str], bank: PromptBank) -> np.ndarray:
+def bank_rows_for(class_names: Sequence[str], bank: PromptBank) -> np.ndarray:
     """Dataset class index → bank row; matched on readable text so ``dog_bark`` == ``dog bark``."""
     rows = {label_text(x).lower(): i for i, x in enumerate(bank.labels)}
     missing = [c for c in class_names if label_text(c).lower() not in rows]
@@ -205,8 +206,8 @@ def _aggregate(
 ) -> torch.Tensor:
     """Per-window unit embeddings → per-clip logits."""
     if how == "logits":
-        return clf._mean_by_owner(clf.logits_from_embeddings(emb), owner)
-    return clf.logits_from_embeddings(clf._mean_by_owner(emb, owner))
+        return group_mean(clf.logits_from_embeddings(emb), owner)
+    return clf.logits_from_embeddings(group_mean(emb, owner))
 
 
 def evaluate(
@@ -239,7 +240,7 @@ def evaluate(
         raise DataError(f"{name or dataset!r}: zero-shot evaluation needs a labelled dataset (no class_names)")
     _check_audio(dataset, encoder)
     clf = ZeroShotClassifier(encoder, bank, batch_size=batch_size, aggregate=aggregate)
-    to_bank = _label_map(class_names, clf.bank)
+    to_bank = bank_rows_for(class_names, clf.bank)
     tclf = None
     if teacher is not None:
         _check_audio(dataset, teacher)

@@ -396,7 +396,7 @@ def teacher_accuracy_at(cache: Any, bank: PromptBank, dataset: Any, dims: Sequen
 
     The ceiling a pruned student can reach; ``None`` when the cache does not cover the dataset.
     """
-    from tinyclap.evaluate import _label_map, clip_key
+    from tinyclap.evaluate import bank_rows_for, clip_key
 
     ids = list(getattr(dataset, "ids", []) or [])
     if not ids or cache is None or any(i not in cache for i in ids):
@@ -408,7 +408,7 @@ def teacher_accuracy_at(cache: Any, bank: PromptBank, dataset: Any, dims: Sequen
     np.add.at(pooled, owner, emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12))
     sub = bank.select_teacher_dims(dims)
     preds = (pooled @ sub.embeddings.T).argmax(1)
-    to_bank = _label_map(dataset.class_names, sub)
+    to_bank = bank_rows_for(dataset.class_names, sub)
     first = {}
     for i, cid in enumerate(ids):
         first.setdefault(owner[i], dataset.label(i))

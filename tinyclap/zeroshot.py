@@ -35,7 +35,7 @@ from tinyclap.bank import BankError, PromptBank
 from tinyclap.errors import TinyClapError
 from tinyclap.teachers.base import as_batch
 
-__all__ = ["ZeroShotClassifier", "DimMismatchError", "Aggregate", "load_encoder", "is_student_checkpoint"]
+__all__ = ["ZeroShotClassifier", "DimMismatchError", "Aggregate", "group_mean", "load_encoder", "is_student_checkpoint"]
 
 Aggregate = Literal["embedding", "logits"]
 
@@ -46,6 +46,14 @@ class DimMismatchError(TinyClapError, ValueError):
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def group_mean(x: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+    """Mean of the rows of ``x`` (N, K) per group: ``owner`` (N,) holds group ids 0..G-1 → (G, K)."""
+    n = int(owner.max()) + 1
+    total = torch.zeros(n, x.shape[1], dtype=x.dtype).index_add_(0, owner, x)
+    count = torch.bincount(owner, minlength=n).to(x.dtype).unsqueeze(1)
+    return total / count
 
 
 class ZeroShotClassifier:
@@ -172,17 +180,10 @@ class ZeroShotClassifier:
         windows, owner = self._windows(data)
         return self._embed_windows(windows), torch.from_numpy(owner)
 
-    @staticmethod
-    def _mean_by_owner(x: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-        n = int(owner.max()) + 1
-        total = torch.zeros(n, x.shape[1], dtype=x.dtype).index_add_(0, owner, x)
-        count = torch.bincount(owner, minlength=n).to(x.dtype).unsqueeze(1)
-        return total / count
-
     def embed(self, clips: Any) -> torch.Tensor:
         """Clip embeddings (B, k) in the bank's dims, unit norm (windows averaged, re-normalised)."""
         emb, owner = self._window_scores(clips)
-        return emb if owner is None else _unit(self._mean_by_owner(emb, owner))
+        return emb if owner is None else _unit(group_mean(emb, owner))
 
     # ------------------------------------------------------------ scoring
     def logits_from_embeddings(self, emb: torch.Tensor) -> torch.Tensor:
@@ -195,8 +196,8 @@ class ZeroShotClassifier:
         if owner is None:
             return self.logits_from_embeddings(emb)
         if self.aggregate == "logits":
-            return self._mean_by_owner(self.logits_from_embeddings(emb), owner)
-        return self.logits_from_embeddings(self._mean_by_owner(emb, owner))
+            return group_mean(self.logits_from_embeddings(emb), owner)
+        return self.logits_from_embeddings(group_mean(emb, owner))
 
     def predict_proba(self, clips: Any) -> np.ndarray:
         """(B, C) class probabilities: softmax of the logits."""
