@@ -170,11 +170,15 @@ def test_long_audio_is_windowed_and_capped(models, reference, clip, esc10_files,
 
 
 def test_student_alone_takes_labels_from_a_bank(models, clip):
-    from tinyclap.demo.app import _describe
+    from tinyclap.demo.app import _describe, build_app
 
     only = DemoModels(student=models.student, banks=models.banks)
     assert not only.can_use_prompts and [v for _, v in only.sources()] == ["bank:bank"]
     assert "Custom prompts are unavailable" in _describe(only) and "--teacher" in _describe(only)
+    page = {b.elem_id: b for b in build_app(only).blocks.values() if getattr(b, "elem_id", None)}
+    assert [v for _, v in page["tc-source"].choices] == ["bank:bank"]
+    assert page["tc-prompts"].value.splitlines() == BANK_LABELS and page["tc-prompts"].interactive is False
+    assert not page["tc-templated"].visible
     with pytest.raises(DemoInputError, match="custom prompts need a text encoder"):
         only.classify(clip, CUSTOM, "a dog")
     result = only.classify(clip, "bank:bank")
@@ -223,10 +227,11 @@ def test_run_folder_defaults_and_cli(run, tmp_path, monkeypatch, capsys):
     assert "--bank" in capsys.readouterr().err
 
 
-def test_analytics_off():
-    import tinyclap.demo.app  # noqa: F401 - importing it sets the variable before gradio reads it
+def test_analytics_off(models):
+    from tinyclap.demo.app import build_app  # importing it sets the variable before gradio reads it
 
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+    assert build_app(models).analytics_enabled is False
 
 
 def test_models_are_checked_at_start(models, monkeypatch):
