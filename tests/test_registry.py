@@ -202,12 +202,12 @@ def test_msclap_names_dispatch_to_load_msclap(
 
 def test_local_names_dispatch_to_load_local(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """``local:PATH``, the ``.json`` itself and the output folder all load the pretrain teacher."""
-    local = pytest.importorskip("tinyclap.teachers.local", reason="tinyclap/teachers/local.py not there yet")
-    model_mod = pytest.importorskip("tinyclap.pretrain.model", reason="tinyclap.pretrain not there yet")
     import numpy as np
     import torch
 
     from tinyclap.audio import AudioConfig
+    from tinyclap.pretrain import model as model_mod
+    from tinyclap.teachers import local
 
     torch.manual_seed(0)
     config = AudioConfig(sample_rate=16000, clip_seconds=1.0, hop_length=1024, n_mels=32, fmax=8000.0)
