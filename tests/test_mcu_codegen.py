@@ -178,6 +178,8 @@ def test_literals_read_back_bit_exact(tmp_path: Path):
         (dict(blob=[ModelBlob("m", fake_tflite(10, 0)), ModelBlob("m", fake_tflite(10, 1))]), "unique"),
         (dict(input_affine=(np.ones(10), np.zeros(10))), "n_mels"),
         (dict(frames_per_window=0), "frames_per_window"),
+        (dict(frames_per_window=691), "frames_per_window"),
+        (dict(blob=[ModelBlob("head", fake_tflite(10, 0)), ModelBlob("HEAD", fake_tflite(10, 1))]), "unique"),
         (dict(bank=np.ones((len(LABELS), 70000))), "overflow"),
     ],
 )

@@ -201,3 +201,19 @@ def test_other_front_end_16k_short_window(esc10_files, tmp_path: Path):
 def test_unsupported_front_ends_are_refused(bad: dict, tmp_path: Path):
     with pytest.raises(CodegenError):
         write_frontend_tables(tmp_path, AudioConfig(**bad))
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc (apt: gcc-arm-none-eabi)")
+def test_cross_compiles_for_cortex_m4f_without_soft_double(tmp_path: Path):
+    """The library builds for a Cortex-M4F (single-precision FPU) with -Werror, and no double
+    arithmetic sneaks in: that would call the software routines __aeabi_d*."""
+    flags = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-std=c99", "-O2",
+             "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", "-Wdouble-promotion", "-Wconversion",
+             f"-I{MCU / 'src'}", f"-I{MCU / 'generated'}"]
+    for name in ("tc_rfft.c", "tc_logmel.c", "tc_classify.c"):
+        obj = tmp_path / f"{name}.o"
+        cc = subprocess.run(["arm-none-eabi-gcc", *flags, "-c", str(MCU / "src" / name), "-o", str(obj)],
+                            capture_output=True, text=True)
+        assert cc.returncode == 0, cc.stderr
+        symbols = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True).stdout
+        assert "__aeabi_d" not in symbols, f"{name} uses software double arithmetic:\n{symbols}"

@@ -455,7 +455,7 @@ def write_c_model(
     for b in blobs:
         _check_blob(b)
     names = [b.name for b in blobs]
-    if len(set(names)) != len(names):
+    if len({n.upper() for n in names}) != len(names):  # names become TC_<NAME>_ macros
         raise CodegenError(f"model names must be unique, got {names}")
 
     labels = [str(s) for s in labels]
@@ -469,8 +469,10 @@ def write_c_model(
     c = audio_config
     window_samples = c.clip_samples
     fpw = int(frames_per_window) if frames_per_window is not None else c.n_frames
-    if fpw <= 0:
-        raise CodegenError(f"frames_per_window must be positive, got {fpw}")
+    if not 0 < fpw <= c.n_frames:
+        raise CodegenError(
+            f"frames_per_window must be in [1, {c.n_frames}] (the frames of one window), got {fpw}"
+        )
     if input_affine is not None:
         a_scale = np.asarray(input_affine[0], dtype=np.float32).ravel()
         a_shift = np.asarray(input_affine[1], dtype=np.float32).ravel()

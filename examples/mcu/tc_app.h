@@ -1,0 +1,53 @@
+/*
+ * tc_app.h - tinyclap's streaming classifier, as firmware calls it (C API).
+ *
+ * Implemented in main_tflm.cc with TensorFlow Lite Micro. Typical use from a
+ * C main loop (STM32 HAL, Zephyr, ...):
+ *
+ *     if (tc_app_init() != 0) error();
+ *     for (;;) {
+ *         fill `window` with TC_WINDOW_SAMPLES mono float samples in [-1, 1]
+ *             at TC_MODEL_SAMPLE_RATE (e.g. int16 PCM / 32768.0f);
+ *         tc_app_push_window(window);
+ *         if (enough windows) {
+ *             int label = tc_app_finish(top, 3, cos);
+ *             printf("%s\n", tc_labels[label]);     (tinyclap_model.h)
+ *         }
+ *     }
+ */
+#ifndef TC_APP_H
+#define TC_APP_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Build the interpreters (models, op resolver, arenas). 0 on success; on
+ * failure a reason has been printed with MicroPrintf. Call once. */
+int tc_app_init(void);
+
+/* Forget the windows pushed so far (tc_app_finish also does this). */
+void tc_app_reset(void);
+
+/* Log-mel of one window (TC_WINDOW_SAMPLES samples, centre reflect padding)
+ * -> features (or embedding) model -> accumulate. 0 on success. */
+int tc_app_push_window(const float *window);
+
+/* Finish the accumulated windows: mean pooled vector -> head model ->
+ * embedding -> int8 scores against the bank. Returns the best label index
+ * (tc_labels), or -1 if no window was pushed or inference failed. If
+ * `top` is not NULL it receives the k best labels, best first, and `cosine`
+ * (if not NULL) their approximate cosine similarities. */
+int tc_app_finish(int *top, size_t k, float *cosine);
+
+/* Bytes of each tensor arena actually used (after tc_app_init), to size
+ * TC_*_ARENA_BYTES for the device. */
+size_t tc_app_arena_used(int which /* 0: embed or features, 1: head */);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TC_APP_H */
