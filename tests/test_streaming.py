@@ -1,0 +1,122 @@
+"""Streaming: stride-aligned windows, device-like cutting, StreamingStudent == features/mean/head."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from export_support import TEST_AUDIO, TINY, load_clips, tiny_student
+
+from tinyclap.audio import LogMel
+from tinyclap.export.report import cosine_stats
+from tinyclap.export.streaming import (
+    EmbedGraph,
+    FeaturesGraph,
+    HeadGraph,
+    StreamingStudent,
+    WindowError,
+    cut_windows,
+    mel_affine,
+    plan_window,
+    stream_embed,
+    time_stride,
+    window_logmels,
+)
+from tinyclap.students import AudioStudent, StudentConfig
+
+
+@pytest.fixture(scope="module")
+def clips(esc10_files):
+    return load_clips(esc10_files, 6)
+
+
+@pytest.fixture(scope="module")
+def student(clips):
+    return tiny_student(clips)
+
+
+def test_time_stride_counts_every_strided_conv():
+    # N=5: stem, blocks 1, 3 and 5 halve time, and the 1x1 conv before the pool: 2**5.
+    assert time_stride(AudioStudent(TINY, TEST_AUDIO, frontend=False, device="meta")) == 32
+    reference = StudentConfig.from_name("phinet_alpha_1.50_beta_0.75_t0_6_N_7")
+    assert time_stride(AudioStudent(reference, frontend=False, device="meta")) == 64
+
+
+def test_plan_window_rounds_to_the_stride(student):
+    w = plan_window(student, 0.5)  # 50 frames -> nearest multiple of 32
+    assert (w.frames, w.samples, w.streaming) == (64, 64 * 160, True)
+    assert w.audio_config.clip_samples == w.samples and w.audio_config.n_frames == 65
+    assert plan_window(student, 0.1).frames == 32  # never below one stride
+    whole = plan_window(student, None)
+    assert (whole.frames, whole.streaming) == (TEST_AUDIO.n_frames, False)
+    with pytest.raises(WindowError, match="not shorter than the student's 2 s clip"):
+        plan_window(student, 2.5)
+    with pytest.raises(WindowError, match="positive"):
+        plan_window(student, 0.0)
+
+
+def test_cut_windows_like_the_device(student):
+    w = plan_window(student, 0.5)
+    wave = np.arange(3 * w.samples + 100, dtype=np.float32)
+    cut = cut_windows(wave, w)
+    assert cut.shape == (3, w.samples)  # back to back, the 100-sample tail dropped
+    np.testing.assert_array_equal(cut.ravel(), wave[: 3 * w.samples])
+    short = cut_windows(np.ones(10, np.float32), w)
+    assert short.shape == (1, w.samples) and np.all(short == 1)  # repeated to one window
+    with pytest.raises(WindowError, match="mono"):
+        cut_windows(np.zeros((2, 10), np.float32), w)
+
+
+def test_window_frames_tile_the_clip_frame_grid(student, clips):
+    """Window k's frame t is the clip's frame k*frames + t (away from the windows' reflect-padded edges)."""
+    w = plan_window(student, 0.5)
+    windows = window_logmels(clips[0], w)[0]  # (W, frames, M)
+    whole = LogMel(TEST_AUDIO)(torch.from_numpy(clips[0]))[0]
+    edge = TEST_AUDIO.n_fft // 2 // TEST_AUDIO.hop_length + 1  # frames that see the window's padding
+    for k in range(windows.shape[0]):
+        inner = slice(edge, w.frames - edge)
+        got = windows[k, inner]
+        want = whole[k * w.frames + inner.start : k * w.frames + inner.stop]
+        torch.testing.assert_close(got, want, atol=1e-3, rtol=0)
+
+
+def test_streaming_student_is_features_mean_head(student, clips):
+    w = plan_window(student, 0.5)
+    batch = np.stack(clips[:3])
+    got = stream_embed(student, batch, 0.5)
+    windows = window_logmels(batch, w)
+    with torch.no_grad():
+        pooled = torch.stack([student.features(x).mean(0) for x in windows])
+        want = student.head(pooled)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert torch.allclose(got.norm(dim=-1), torch.ones(3), atol=1e-5)
+    # It is a different computation from the whole clip (else this test would prove nothing).
+    whole = student.embed_audio(batch)
+    assert cosine_stats(got.numpy(), whole.numpy())["cosine_mean"] < 0.9999
+
+
+def test_streaming_student_trains_the_wrapped_student(student, clips):
+    """Distilling with the same windowing: gradients reach the student's own parameters."""
+    s = tiny_student(clips[:2])
+    streaming = StreamingStudent(s, 0.5)
+    assert streaming.audio_config == s.audio_config and streaming.dim == s.dim
+    windows = window_logmels(np.stack(clips[:2]), streaming.windowing)
+    s.train()
+    loss = (1 - streaming(windows)[:, 0]).sum()
+    loss.backward()
+    assert s.projection.linear1.weight.grad is not None and s.backbone.stem.pointwise.weight.grad.abs().sum() > 0
+
+
+def test_export_graphs_compute_the_student(student, clips):
+    """bn0 inside the graph on raw log-mel == bn0 folded out as the front end's affine map."""
+    x = student.frontend(torch.from_numpy(np.stack(clips[:2])))
+    scale, shift = mel_affine(student)
+    with torch.no_grad():
+        want = student(x)
+        torch.testing.assert_close(EmbedGraph(student)(x), want, atol=1e-5, rtol=0)
+        folded = x * torch.from_numpy(scale) + torch.from_numpy(shift)
+        torch.testing.assert_close(EmbedGraph(student, fold_bn0=True)(folded), want, atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            FeaturesGraph(student, fold_bn0=True)(folded), student.features(x), atol=1e-4, rtol=0
+        )
+        torch.testing.assert_close(HeadGraph(student)(student.features(x)), want, atol=1e-5, rtol=0)
