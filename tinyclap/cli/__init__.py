@@ -16,7 +16,7 @@ from tinyclap.errors import TinyClapError
 
 # Verb modules, in the order `tinyclap --help` lists them. Add a verb by adding
 # its module here.
-VERBS: list[str] = ["embed", "cache", "distill", "pretrain", "data", "scale", "bank", "eval", "prune", "demo"]
+VERBS: list[str] = ["embed", "cache", "distill", "pretrain", "data", "scale", "bank", "eval", "prune", "export", "demo"]
 
 
 class CLIError(Exception):
