@@ -1,20 +1,26 @@
 """Print the measured profiles of the student presets and how long `fit` takes.
 
-    python benchmarks/student_profile.py [--repeats 3] [--latency]
+    python benchmarks/student_profile.py [--repeats 3] [--latency] [--tflm]
 
 Figures: params, MACs, int8 flash and peak int8 activation RAM for a 5 s clip
 and a 1 s window; the configs `fit` picks for MCU budgets with the wall time of
 the search (median over repeats, profile cache cleared each time); with
-``--latency``, the median CPU forward time of each preset on one window.
+``--latency``, the median CPU forward time of each preset on one window; with
+``--tflm`` (needs litert-torch and tflite-micro), the MCU presets converted to
+int8 TFLite and allocated by TFLite Micro, next to their profiles.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+from torch import nn
 
 from tinyclap.audio import AudioConfig
 from tinyclap.students import AudioStudent, list_presets, load_preset
@@ -30,6 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--latency", action="store_true", help="also time CPU forward passes")
+    ap.add_argument("--tflm", action="store_true", help="also convert the MCU presets and measure TFLM arenas")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"\n{'preset':40} {'window':>6} {'params':>10} {'MACs':>10} {'flash':>11} {'RAM':>11}  peak at")
@@ -68,6 +75,112 @@ def main() -> None:
                     student(x)
                     runs.append(time.perf_counter() - start)
             print(f"{name:40} {audio.n_frames} frames: {1000 * statistics.median(runs):.1f} ms")
+
+    if args.tflm:
+        print("\nint8 TFLite + TFLite Micro (bytes)")
+        for name in [n for n in list_presets() if n.startswith("mcu_")]:
+            cfg, audio = load_preset(name)
+            p = profile(cfg, audio.n_frames, audio.n_mels)
+            size, head, tail = tflm_measure(cfg, audio.n_frames, audio.n_mels)
+            print(f"{name:16} flash {p.flash_bytes:>9,} -> .tflite {size:>9,} ({size / p.flash_bytes:.2f}x); "
+                  f"RAM {p.ram_bytes:>8,} -> arena {head + tail:>8,} = {head:,} activations + {tail:,} persistent")
+
+
+class _PadThenConv(nn.Module):
+    """A padding-0 conv after an explicit pad: what the converter needs to quantise the pad."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.pad = int(conv.padding[0])
+        self.conv = copy.deepcopy(conv)
+        self.conv.padding = (0, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(nn.functional.pad(x, (self.pad,) * 4))
+
+
+class _Deployed(nn.Module):
+    """The student as an MCU runs it: bn0 and the stem padding done by the front end."""
+
+    def __init__(self, student: AudioStudent):
+        super().__init__()
+        self.student = student
+        for block in student.backbone.blocks:
+            if block.stride == 2:
+                block.depthwise.conv = _PadThenConv(block.depthwise.conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (1, T + 1, M + 1), normalised and padded
+        stem = self.student.backbone.stem
+        y = stem.act(stem.bn(stem.pointwise(stem.depthwise(x.unsqueeze(1)))))
+        for block in self.student.backbone.blocks:
+            y = block(y)
+        return self.student.head(self.student.pool(self.student.conv(y)))
+
+
+def tflm_measure(cfg, frames: int, n_mels: int) -> tuple[int, int, int]:
+    """(.tflite bytes, arena activation bytes, arena persistent bytes) of a random-weight student."""
+    import re
+
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer_utils as qutils
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from tflite_micro import runtime
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    # litert-torch 0.10 gives a pad its own scale, which its converter then rejects:
+    # let pads share their input's quantisation, as views and pools do.
+    shared = qutils._is_share_obs_or_fq_op
+    qutils._is_share_obs_or_fq_op = lambda op: shared(op) or op == torch.ops.aten.constant_pad_nd.default
+    torch.manual_seed(0)
+    model = _Deployed(AudioStudent(cfg, AudioConfig(n_mels=n_mels), frontend=False).eval()).eval()
+    example = (torch.randn(1, frames + 1, n_mels + 1),)
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    graph = prepare_pt2e(torch.export.export(model, example).module(), quantizer)
+    for _ in range(4):
+        graph(torch.randn(1, frames + 1, n_mels + 1))
+    quantized = convert_pt2e(graph, fold_quantize=False)
+    result = {}
+
+    def convert() -> None:  # its progress log is noise here
+        result["model"] = litert_torch.convert(quantized, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+
+    _c_output(convert)
+    converted = result["model"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "student.tflite"
+        converted.export(str(path))
+        data = path.read_bytes()
+    interpreter = runtime.Interpreter.from_bytes(data, arena_size=16 * 1024 * 1024)
+    text = _c_output(interpreter.print_allocations)  # the allocator prints from C
+    head = re.search(r"allocation head (\d+)", text)
+    tail = re.search(r"allocation tail (\d+)", text)
+    if not (head and tail):
+        raise RuntimeError("could not read the TFLM allocation report")
+    return len(data), int(head.group(1)), int(tail.group(1))
+
+
+def _c_output(fn) -> str:
+    """Run ``fn`` and return what it wrote on file descriptors 1 and 2 (C-level stdout/stderr)."""
+    import ctypes
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as capture:
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        for fd in saved:
+            os.dup2(capture.fileno(), fd)
+        try:
+            fn()
+            ctypes.CDLL(None).fflush(None)
+        finally:
+            for fd, copy_fd in saved.items():
+                os.dup2(copy_fd, fd)
+                os.close(copy_fd)
+        capture.seek(0)
+        return capture.read().decode(errors="replace")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,8 @@ def _print_table(config: Any, audio: Any, budget: Any, p: Any, layers: bool) -> 
     for label, value, limit, use in describe(budget, p):
         print(f"{label:8} {value:>12} {limit:>12} {use:>6}")
     print(f"peak RAM at {p.peak_layer}")
+    print("figures are the model's own: on TFLite Micro the .tflite adds ~50-90 KB of tables and the arena")
+    print("~5% plus 35-70 KB of persistent data (measured on the MCU presets); leave headroom for both")
     over = budget.violations(p)
     if over:
         names = {"flash_bytes": "flash", "ram_bytes": "RAM", "macs": "MACs"}

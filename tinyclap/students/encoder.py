@@ -34,7 +34,10 @@ __all__ = [
     "L2Normalize",
     "list_presets",
     "load_preset",
+    "save_preset",
+    "resolve_config",
     "convert_reference_state_dict",
+    "load_reference_checkpoint",
 ]
 
 HeadAct = Literal["gelu", "relu"]
