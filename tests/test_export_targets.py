@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from export_support import TEST_AUDIO, TINY
@@ -102,3 +104,15 @@ def test_gelu_head_is_refused_for_the_device_before_any_work(tmp_path):
     with pytest.raises(ExportError, match="GELU head: TensorFlow Lite Micro has no GELU kernel"):
         export_student(student, _bank(16), tmp_path, formats="onnx", calibration="never-read", target="stm32h7")
     assert not (tmp_path / "report.json").exists()
+
+
+def test_missing_tflite_extra_names_the_install(monkeypatch, tmp_path):
+    from tinyclap.export.quantize import QuantizationError, require_tflite
+    from tinyclap.export.tflm import TflmError, TflmModel
+
+    monkeypatch.setitem(sys.modules, "litert_torch", None)  # import litert_torch -> ImportError
+    with pytest.raises(QuantizationError, match=r"needs litert-torch.*pip install tinyclap\[tflite\]"):
+        require_tflite()
+    monkeypatch.setitem(sys.modules, "tflite_micro", None)
+    with pytest.raises(TflmError, match=r"tflite-micro: pip install tinyclap\[tflite\]"):
+        TflmModel(b"not used")
