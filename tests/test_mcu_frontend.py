@@ -70,6 +70,12 @@ def f64_logmel(wave: np.ndarray, c: AudioConfig) -> np.ndarray:
     return (10 * np.log10(np.maximum(mel @ spec, 1e-10))).T
 
 
+# The clip whose near-silent bins are hardest for float32 (measured over all
+# 400 ESC-10 clips with examples/mcu/tools/parity.py): its worst bin is 121 dB
+# below the loudest bin of the same frame.
+HARDEST = "1-26806-A-1.ogg"
+
+
 def six_clips(esc10_files: list[Path]) -> list[Path]:
     step = len(esc10_files) // 6
     return [esc10_files[i * step] for i in range(6)]
@@ -115,7 +121,8 @@ def test_checked_in_tables_are_current(tmp_path: Path):
 def test_c_logmel_matches_python_on_real_clips(esc10_files, tmp_path: Path, default_tools: Path):
     c = AudioConfig()
     worst_all, worst_80, worst_truth = 0.0, 0.0, 0.0
-    for path in six_clips(esc10_files):
+    clips = six_clips(esc10_files) + [p for p in esc10_files if p.name == HARDEST]
+    for path in clips:
         wave = load_audio(path, c.sample_rate)
         got = c_logmel(default_tools / "logmel_host", wave, c.n_mels, tmp_path)
         want = py_logmel(wave, c)
@@ -125,11 +132,14 @@ def test_c_logmel_matches_python_on_real_clips(esc10_files, tmp_path: Path, defa
         worst_all = max(worst_all, float(diff.max()))
         worst_80 = max(worst_80, float(diff[loud].max()))
         worst_truth = max(worst_truth, float(np.abs(got - f64_logmel(wave, c)).max()))
-    print(f"\nC float32 vs LogMel: max {worst_all:.2e} dB everywhere, {worst_80:.2e} dB within 80 dB "
-          f"of peak; vs float64 librosa: {worst_truth:.2e} dB")
+    print(f"\nC float32 vs LogMel on {len(clips)} clips: max {worst_all:.2e} dB everywhere, {worst_80:.2e} dB "
+          f"within 80 dB of peak; vs float64 librosa: {worst_truth:.2e} dB")
     assert worst_80 <= 0.01
-    assert worst_all <= 0.01
-    assert worst_truth <= 0.01
+    # Everywhere, float32 FFT rounding shows in bins > ~110 dB below their
+    # frame's loudest bin: 0.065 dB at worst over all 400 ESC-10 clips
+    # (LogMel itself is 0.034 dB off float64 there). docs/mcu.md has the figures.
+    assert worst_all <= 0.1
+    assert worst_truth <= 0.1
 
 
 def test_float64_build_is_exact_to_float_output(esc10_files, tmp_path: Path, default_tools: Path):
