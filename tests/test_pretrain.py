@@ -47,12 +47,12 @@ def test_loss_is_symmetric_and_matches_clip() -> None:
 
 def test_logit_scale_starts_at_clip_value_and_is_clamped() -> None:
     scale = LogitScale()
-    assert math.isclose(float(scale()), 1 / 0.07, rel_tol=1e-5)
+    assert math.isclose(scale().item(), 1 / 0.07, rel_tol=1e-5)
     with torch.no_grad():
         scale.value.fill_(10.0)
-    assert math.isclose(float(scale()), MAX_LOGIT_SCALE, rel_tol=1e-5)
+    assert math.isclose(scale().item(), MAX_LOGIT_SCALE, rel_tol=1e-5)
     scale.clamp_()
-    assert math.isclose(float(scale.value), math.log(MAX_LOGIT_SCALE), rel_tol=1e-6)
+    assert math.isclose(scale.value.item(), math.log(MAX_LOGIT_SCALE), rel_tol=1e-6)
 
 
 # ------------------------------------------------------------------------- recipes and specs
@@ -74,6 +74,9 @@ def test_bad_recipes_are_named(tmp_path: Path) -> None:
         PretrainConfig().updated({"batch_size": 1})
     with pytest.raises(RecipeError, match="audio"):
         PretrainConfig(audio={"clip_secs": 1.0}).check()
+    # An unknown audio tower is refused when the settings are checked, before any data is read.
+    with pytest.raises(AudioEncoderSpecError, match="resnet50"):
+        PretrainConfig().updated({"audio_encoder": "resnet50"})
 
 
 def test_audio_encoder_specs() -> None:
@@ -136,6 +139,20 @@ def test_resume_continues_exactly(tmp_path: Path, text_dir: Path) -> None:
     steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
              if json.loads(x)["type"] == "step"]
     assert steps == sorted(set(steps))  # no step logged twice across the two sessions
+
+
+def test_corpora_too_big_for_memory_stream_their_log_mels(tmp_path: Path, text_dir: Path) -> None:
+    cached = pretrain(tiny_config(text_dir, epochs=1), tmp_path / "cached", progress=False)
+    streamed = pretrain(tiny_config(text_dir, epochs=1, cache_mb=0), tmp_path / "streamed", progress=False)
+    assert streamed.finished and streamed.step == cached.step
+
+    def step_losses(run: str) -> list[float]:
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(x)["loss"] for x in lines if json.loads(x)["type"] == "step"]
+
+    # Same clips, order and random draws; only the float16 rounding of the in-memory cache differs.
+    assert step_losses("streamed")[0] == pytest.approx(step_losses("cached")[0], abs=1e-3)
+    assert streamed.metrics["val_loss"] == pytest.approx(cached.metrics["val_loss"], abs=0.05)
 
 
 def test_labelled_only_data_trains_through_templated_class_names(tmp_path: Path, text_dir: Path) -> None:

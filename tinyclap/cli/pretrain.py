@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", nargs="+", metavar="SPEC", help="training datasets (synth, clotho:ROOT, esc50:ROOT, ...)")
     p.add_argument("--out", type=Path, required=True, help="output folder (teacher, metrics, loss curve, state)")
-    p.add_argument("--preset", help="recipe: quick, or a recipe YAML path (flags override it)")
+    p.add_argument("--preset", help="recipe: quick, base, or a recipe YAML path (flags override it)")
     p.add_argument("--val", nargs="+", metavar="SPEC", help="held-out datasets (default: split off --val-fraction)")
     p.add_argument("--val-fraction", type=float, help="share of source files held out when --val is not given")
     p.add_argument("--eval", nargs="+", metavar="SPEC", help="labelled datasets scored zero-shot after each epoch")

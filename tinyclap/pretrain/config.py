@@ -116,6 +116,9 @@ class PretrainConfig:
         if not 0 <= self.val_fraction < 1:
             raise RecipeError(f"{source}: val_fraction must be in [0, 1), got {self.val_fraction}")
         self.audio_config  # noqa: B018 - validates the overrides
+        from tinyclap.pretrain.encoders import check_spec
+
+        check_spec(self.audio_encoder)
 
 
 def load_recipe(name_or_path: str) -> PretrainConfig:

@@ -153,7 +153,7 @@ class LogMelSource:
             feats: list[torch.Tensor] = []
             kept: list[int] = []
             with tqdm(total=len(self.indices), desc=desc, unit="clip", disable=not progress, leave=False) as bar:
-                for pos, mel in self._compute(range(len(self.indices))):
+                for pos, mel in self._compute(range(len(self.indices)), batch_size):
                     feats.append(mel.to(torch.float16).cpu())
                     kept += pos.tolist()
                     bar.update(len(pos))
@@ -167,18 +167,18 @@ class LogMelSource:
         return len(self.kept)
 
     @torch.no_grad()
-    def _compute(self, positions: Sequence[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _compute(self, positions: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Read and transform the items at ``positions``, in that order."""
         positions = list(positions)
         loader = make_loader(
             _Indexed(self.dataset, [self.indices[p] for p in positions]),
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             num_workers=self.num_workers,
             seed=0,  # its own generator: reading data never draws from the global RNG (exact resumes)
         )
         for batch in loader:
-            local = torch.tensor([int(k) for k in batch.ids])
             mel = self.frontend(batch.clips.to(self.device))
-            yield torch.tensor([positions[k] for k in local.tolist()]), mel
+            yield torch.tensor([positions[int(k)] for k in batch.ids]), mel
 
     def usable(self, order: Sequence[int]) -> list[int]:
         """``order`` without the items known to be broken (batches are consecutive slices of this)."""
@@ -190,21 +190,13 @@ class LogMelSource:
         """``(positions (B,), logmel (B, T, M) float32 on the device)`` over ``order`` (positions)."""
         batch_size = batch_size or self.batch_size
         if self.cached is None:
-            yield from self._compute_in(order, batch_size)
+            yield from self._compute(order, batch_size)
             return
         usable = self.usable(order)
         for s in range(0, len(usable), batch_size):
             pos = usable[s : s + batch_size]
             rows = torch.tensor([self._row[p] for p in pos])
             yield torch.tensor(pos), self.cached[rows].to(self.device, torch.float32)
-
-    def _compute_in(self, order: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        saved, self.batch_size = self.batch_size, batch_size
-        try:
-            yield from self._compute(order)
-        finally:
-            self.batch_size = saved
-
 
 def logmel_megabytes(n_items: int, frames: int, n_mels: int) -> float:
     """Memory a float16 log-mel cache of ``n_items`` clips takes."""

@@ -22,7 +22,7 @@ from torch import nn
 from tinyclap.audio import AudioConfig, LogMel
 from tinyclap.errors import TinyClapError
 
-__all__ = ["AudioEncoderSpecError", "Cnn14Audio", "build_audio_encoder", "parse_spec"]
+__all__ = ["AudioEncoderSpecError", "Cnn14Audio", "build_audio_encoder", "check_spec", "parse_spec"]
 
 
 class AudioEncoderSpecError(TinyClapError, ValueError):
@@ -95,18 +95,30 @@ class Cnn14Audio(nn.Module):
         return F.normalize(self.projection(self.features(logmel)), dim=-1)
 
 
+def check_spec(spec: str) -> None:
+    """Raise :class:`AudioEncoderSpecError` early (before any data is read) for a spec no tower has."""
+    name, _ = parse_spec(spec)
+    if name == "cnn14":
+        return
+    if name.startswith("phinet_"):
+        from tinyclap.students.encoder import StudentConfig
+
+        StudentConfig.from_name(name)  # raises StudentConfigError naming the bad field
+        return
+    raise AudioEncoderSpecError(
+        f"audio encoder {spec!r}: unknown; use a PhiNet name (phinet_alpha_3.00_beta_0.75_t0_6_N_7) or cnn14:width=N"
+    )
+
+
 def build_audio_encoder(spec: str, dim: int, audio_config: AudioConfig) -> nn.Module:
     """An audio tower from its spec; raises :class:`AudioEncoderSpecError` for unknown names/options."""
+    check_spec(spec)
     name, options = parse_spec(spec)
     try:
         if name == "cnn14":
             return Cnn14Audio(dim=dim, audio_config=audio_config, **options)  # type: ignore[arg-type]
-        if name.startswith("phinet_"):
-            from tinyclap.students.encoder import AudioStudent
+        from tinyclap.students.encoder import AudioStudent  # check_spec let only PhiNet names through
 
-            return AudioStudent.from_name(name, dim=dim, audio_config=audio_config, **options)
+        return AudioStudent.from_name(name, dim=dim, audio_config=audio_config, **options)
     except TypeError as err:  # an option the constructor does not take
         raise AudioEncoderSpecError(f"audio encoder {spec!r}: {err}") from None
-    raise AudioEncoderSpecError(
-        f"audio encoder {spec!r}: unknown; use a PhiNet name (phinet_alpha_3.00_beta_0.75_t0_6_N_7) or cnn14:width=N"
-    )

@@ -41,7 +41,6 @@ class LocalClap(nn.Module):
         text_trainable: bool = False,
         text_dropout: float = 0.1,
         text_weights: bool = True,
-        text_tower: TextTower | None = None,
     ):
         super().__init__()
         from tinyclap.students.encoder import Projection
@@ -54,7 +53,7 @@ class LocalClap(nn.Module):
         self.text_trainable = bool(text_trainable)
         self.text_dropout = float(text_dropout)
         self.audio = build_audio_encoder(audio_encoder, self.dim, audio_config)
-        self.text = text_tower if text_tower is not None else TextTower(text_model, weights=text_weights)
+        self.text = TextTower(text_model, weights=text_weights)
         self.text.requires_grad_(self.text_trainable)
         self.text_projection = Projection(self.text.width, self.dim, dropout=self.text_dropout)
         self.logit_scale = LogitScale()

@@ -28,7 +28,7 @@ def plot_loss(history: Sequence[dict[str, Any]], path: str | Path) -> Path | Non
     epochs = [r for r in history if r["type"] == "epoch"]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], lw=1, label="train loss")
-    for key in sorted({k for r in epochs for k in r if k.endswith("_loss")}):
+    for key in sorted({k for r in epochs for k in r if k.endswith("_loss") and k != "train_loss"}):
         pts = [r for r in epochs if r.get(key) is not None]
         ax.plot([r["step"] for r in pts], [r[key] for r in pts], "o-", label=key.replace("_", " "))
     ax.set_xlabel("step")

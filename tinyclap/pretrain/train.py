@@ -92,7 +92,7 @@ def _device(name: str) -> torch.device:
 
 def _schedule(total: int, warmup: float):
     """Linear warm-up then cosine decay to zero, as a LambdaLR factor."""
-    warm = max(1, int(round(total * warmup))) if warmup > 0 else 0
+    warm = max(1, round(total * warmup)) if warmup > 0 else 0
 
     def factor(step: int) -> float:
         if step < warm:

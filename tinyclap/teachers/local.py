@@ -41,7 +41,7 @@ def save_local(path: str | Path, model: Any, *, data: list[str] | None = None, *
     ``data`` (the dataset specs it was trained on) goes into the licence line;
     ``extra_meta`` (epoch, metrics, recipe, ...) is stored as is.
     """
-    weights, meta_path = checkpoint_paths(path)
+    _, meta_path = checkpoint_paths(path)
     config = model.config()
     if model.text_trainable:
         # The tokenizer and config never change during training: write them once, atomically (rename a dir).
