@@ -141,6 +141,19 @@ def test_resume_continues_exactly(tmp_path: Path, text_dir: Path) -> None:
     assert steps == sorted(set(steps))  # no step logged twice across the two sessions
 
 
+def test_text_trainable_fine_tunes_and_saves_the_text_tower(tmp_path: Path, text_dir: Path) -> None:
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    result = pretrain(tiny_config(text_dir, epochs=1, text_trainable=True, text_lr=1e-2), tmp_path / "ft",
+                      progress=False)
+    assert (tmp_path / "ft" / "teacher_text" / "config.json").is_file()
+    saved = load_file(str(tmp_path / "ft" / "teacher.safetensors"))
+    key = "text.encoder.embeddings.word_embeddings.weight"
+    original = AutoModel.from_pretrained(str(text_dir)).state_dict()["embeddings.word_embeddings.weight"]
+    assert result.step > 0 and not torch.allclose(saved[key], original)  # the tower was trained
+
+
 def test_corpora_too_big_for_memory_stream_their_log_mels(tmp_path: Path, text_dir: Path) -> None:
     cached = pretrain(tiny_config(text_dir, epochs=1), tmp_path / "cached", progress=False)
     streamed = pretrain(tiny_config(text_dir, epochs=1, cache_mb=0), tmp_path / "streamed", progress=False)
