@@ -386,8 +386,9 @@ extern "C" size_t tc_app_arena_used(int which) {
 #include <cstdlib>
 
 // Usage: main_tflm AUDIO.f32  (mono float32 at TC_MODEL_SAMPLE_RATE). Cuts
-// the audio into windows like tinyclap.audio.split_windows (hop = window, a
-// last window aligned to the end; short audio repeated) and prints the top 3.
+// the audio as the device does and as tinyclap.export.streaming.cut_windows
+// does: windows back to back from the start, a tail shorter than a window
+// dropped, audio shorter than one window repeated to fill it. Prints the top 3.
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s AUDIO.f32\n", argv[0]);
@@ -410,20 +411,18 @@ int main(int argc, char** argv) {
   std::fclose(f);
   if (tc_app_init() != 0) return 3;
   static float window[TC_WINDOW_SAMPLES];
-  size_t start = 0;
-  for (;;) {
+  const size_t count = n <= TC_WINDOW_SAMPLES ? 1 : n / TC_WINDOW_SAMPLES;
+  for (size_t w = 0; w < count; ++w) {
     for (size_t i = 0; i < TC_WINDOW_SAMPLES; ++i) {
-      window[i] = n >= TC_WINDOW_SAMPLES ? wave[start + i] : wave[i % n];
+      window[i] = n <= TC_WINDOW_SAMPLES ? wave[i % n] : wave[w * TC_WINDOW_SAMPLES + i];
     }
     if (tc_app_push_window(window) != 0) return 4;
-    if (n <= TC_WINDOW_SAMPLES || start + TC_WINDOW_SAMPLES == n) break;
-    start = start + 2 * TC_WINDOW_SAMPLES <= n ? start + TC_WINDOW_SAMPLES : n - TC_WINDOW_SAMPLES;
   }
   int top[3];
   float cos[3];
   const int best = tc_app_finish(top, 3, cos);
   if (best < 0) return 5;
-  std::printf("label %d %s\n", best, tc_labels[best]);
+  std::printf("label %d %s (%d windows)\n", best, tc_labels[best], static_cast<int>(count));
   for (int j = 0; j < 3 && j < TC_N_CLASSES; ++j) {
     std::printf("  %d %-24s cos %.4f\n", top[j], tc_labels[top[j]], static_cast<double>(cos[j]));
   }
