@@ -143,17 +143,39 @@ def test_split_windows_cover_everything_deterministically():
     assert short.shape == (1, 10) and short.sum() == 3
 
 
+HARD_CLIP = "4-179984-A-38.ogg"  # quiet bins far below loud ones: where float32 DFTs drift
+
+
+def _parity_clips(files: list[Path]) -> list[Path]:
+    picked = files[:: max(1, len(files) // 6)][:6]
+    return picked + [f for f in files if f.name == HARD_CLIP]
+
+
 def test_logmel_matches_librosa_on_real_clips(esc10_files):
     c = AudioConfig()
     front = LogMel(c)
     worst = 0.0
-    for path in esc10_files[:: max(1, len(esc10_files) // 6)][:6]:
+    for path in _parity_clips(esc10_files):
         wave = fit_length(load_audio(path, c.sample_rate), c.clip_samples)
         ours = front(torch.from_numpy(wave))[0].numpy()
         ref = reference_logmel(wave, c)
         assert ours.shape == (690, 64) == ref.shape
         worst = max(worst, float(np.abs(ours - ref).max()))
     assert worst <= 1e-3, f"max abs difference {worst:.2e} dB"
+
+
+def test_exportable_path_stays_close_where_it_matters(esc10_files):
+    """The float32 DFT-conv path (used when exporting) meets the DESIGN bounds."""
+    c = AudioConfig()
+    front = LogMel(c, exportable=True)
+    for path in _parity_clips(esc10_files):
+        wave = fit_length(load_audio(path, c.sample_rate), c.clip_samples)
+        ours = front(torch.from_numpy(wave))[0].numpy()
+        ref = reference_logmel(wave, c)
+        diff = np.abs(ours - ref)
+        audible = ref > ref.max() - 80.0
+        assert diff[audible].max() <= 1e-2, f"{path.name}: {diff[audible].max():.2e} dB within 80 dB of peak"
+        assert diff.max() <= 0.05, f"{path.name}: {diff.max():.2e} dB"
 
 
 def test_logmel_batches_and_silence():
@@ -172,7 +194,8 @@ def test_logmel_exports_to_onnx(tmp_path: Path):
     front = LogMel(AudioConfig(clip_seconds=0.5)).eval()
     x = torch.randn(2, 22050) * 0.1
     path = tmp_path / "logmel.onnx"
-    torch.onnx.export(front, (x,), str(path), dynamo=True, external_data=False)
+    torch.onnx.export(front, (x,), str(path), dynamo=True, external_data=False)  # switches to the conv path
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    np.testing.assert_allclose(out, front(x).numpy(), atol=1e-3)
+    np.testing.assert_allclose(out, LogMel(front.config, exportable=True)(x).numpy(), atol=1e-3)
+    np.testing.assert_allclose(out, front(x).numpy(), atol=1e-2)  # the exact eager path

@@ -235,21 +235,38 @@ def mel_filters(config: AudioConfig) -> np.ndarray:
     ).T.astype(np.float32)
 
 
+def _exporting() -> bool:
+    """True while torch.export / the ONNX exporter / the JIT tracer runs the module."""
+    checks = (
+        getattr(torch.compiler, "is_exporting", lambda: False),
+        getattr(torch.compiler, "is_compiling", lambda: False),
+        torch.onnx.is_in_onnx_export,
+        torch.jit.is_tracing,
+    )
+    return any(check() for check in checks)
+
+
 class LogMel(nn.Module):
     """Waveform (B, S) or (S,) → log-mel power (B, T, n_mels) in dB.
 
     Numerically the torchlibrosa front end of MS-CLAP 2022 and tinyCLAP: Hann
     window (periodic), centre padding by reflection, power spectrogram, Slaney
-    mels, 10·log10(max(x, 1e-10)) with no top_db. The STFT is a strided conv1d
-    against a fixed DFT basis (as torchlibrosa does) so the module exports to
-    ONNX and TFLite, where complex tensors are not available.
+    mels, 10·log10(max(x, 1e-10)) with no top_db.
+
+    Two paths compute the same function: in eager PyTorch a float64 FFT (exact
+    to ~1e-6 dB); when exporting (``torch.export`` / ONNX / tracing, or
+    ``exportable=True``) a float32 strided conv1d against a fixed DFT basis, as
+    torchlibrosa does, since complex tensors do not export to ONNX or TFLite.
+    The two agree to 1e-3 dB wherever the mel energy is within 80 dB of the
+    clip's peak (float32 rounds near-silent bins, ≤ 0.1 dB).
     """
 
     amin: float = 1e-10
 
-    def __init__(self, config: AudioConfig | None = None):
+    def __init__(self, config: AudioConfig | None = None, exportable: bool = False):
         super().__init__()
         self.config = config or AudioConfig()
+        self.exportable = exportable
         c = self.config
         if c.win_length > c.n_fft:
             raise ValueError("win_length must not exceed n_fft")
@@ -265,6 +282,7 @@ class LogMel(nn.Module):
         imag = (-np.sin(phase) * full).astype(np.float32)
         basis = np.concatenate([real, imag])[:, None, :]  # (2F, 1, n_fft)
         self.register_buffer("basis", torch.from_numpy(basis), persistent=False)
+        self.register_buffer("window64", torch.from_numpy(full), persistent=False)
         self.register_buffer("mel", torch.from_numpy(mel_filters(c)), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -272,6 +290,29 @@ class LogMel(nn.Module):
             wave = wave.unsqueeze(0)
         if wave.dim() != 2:
             raise AudioError(f"LogMel expects (B, S) or (S,), got shape {tuple(wave.shape)}")
+        if self.exportable or _exporting():
+            return self._forward_conv(wave)
+        # Eager path: a float64 FFT. A float32 DFT rounds bins that sit far below
+        # their frame's loudest bin (measured: up to 9e-3 dB within 80 dB of a real
+        # clip's peak); in float64 the error is ~1e-6 dB, and an FFT is cheaper
+        # than the conv. Chunked so a big batch does not hold all frames at once.
+        chunks = [self._forward_fft(part) for part in wave.split(8)]
+        return torch.cat(chunks).to(wave.dtype if wave.is_floating_point() else torch.float32)
+
+    def _frames(self, wave: torch.Tensor) -> torch.Tensor:
+        pad = self.config.n_fft // 2
+        x = nn.functional.pad(wave.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+        return x.unfold(-1, self.config.n_fft, self.config.hop_length)  # (B, T, n_fft)
+
+    def _forward_fft(self, wave: torch.Tensor) -> torch.Tensor:
+        frames = self._frames(wave.to(torch.float64)) * self.window64
+        spec = torch.fft.rfft(frames, dim=-1)
+        power = spec.real**2 + spec.imag**2
+        mel = torch.matmul(power, self.mel.to(torch.float64))
+        return (10.0 * torch.log10(torch.clamp(mel, min=self.amin))).to(torch.float32)
+
+    def _forward_conv(self, wave: torch.Tensor) -> torch.Tensor:
+        """Real-valued float32 ops only, for ONNX / TFLite export."""
         c = self.config
         pad = c.n_fft // 2
         x = nn.functional.pad(wave.unsqueeze(1), (pad, pad), mode="reflect")
