@@ -15,11 +15,14 @@ both own a ``frontend`` (LogMel) that turns waveforms into that log-mel. Extra
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tinyclap.audio import AudioConfig, LogMel
+from tinyclap.data.spec import _value  # option values read as in dataset specs (int, float, true/false, text)
 from tinyclap.errors import TinyClapError
 
 __all__ = ["AudioEncoderSpecError", "Cnn14Audio", "build_audio_encoder", "check_spec", "parse_spec"]
@@ -29,22 +32,10 @@ class AudioEncoderSpecError(TinyClapError, ValueError):
     """An ``--audio-encoder`` spec that names no known architecture or has bad options."""
 
 
-def _value(text: str) -> int | float | str | bool:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_spec(spec: str) -> tuple[str, dict[str, int | float | str | bool]]:
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"name:k=v,k=v"`` → ``(name, {k: v})`` with numbers parsed."""
     name, _, rest = spec.strip().partition(":")
-    options: dict[str, int | float | str | bool] = {}
+    options: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, val = item.partition("=")
         if not eq or not key.strip():
