@@ -16,7 +16,10 @@ from tinyclap.errors import TinyClapError
 
 # Verb modules, in the order `tinyclap --help` lists them. Add a verb by adding
 # its module here.
-VERBS: list[str] = ["embed", "cache", "distill", "pretrain", "data", "scale", "bank", "eval", "prune", "export", "demo"]
+VERBS: list[str] = [
+    "quickstart", "embed", "data", "pretrain", "cache", "distill", "scale",
+    "bank", "eval", "prune", "export", "demo",
+]
 
 
 class CLIError(Exception):
