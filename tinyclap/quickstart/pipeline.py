@@ -6,8 +6,8 @@
 3. cache: teacher embeddings of every training window, computed once;
 4. student: distil the MCU preset student from the cache;
 5. bank: prompt embeddings of every class label (no text tower on the device);
-6. prune: keep the latent dims that fit the target's flash budget, fine-tune;
-7. export: ONNX int8 (and TFLite int8 with the TFLM check when installed);
+6. prune: keep the latent dims that fit the preset's flash budget, fine-tune;
+7. export: ONNX int8 (and TFLite int8, checked in TFLM against the target, when installed);
 8. evaluate teacher, student, pruned and int8 student on held-out clips.
 
 Every step is a library call; this module only wires them and records what
@@ -22,8 +22,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from tinyclap.audio import AudioConfig
 from tinyclap.errors import TinyClapError
@@ -49,8 +47,8 @@ class QuickstartOptions:
     teacher_dim: int = 512  # wider than the device needs, so pruning has work to do
     student_preset: str = "mcu_cortex_m4"  # trains in minutes on a CPU; fits stm32h7 many times over
     distill_preset: str = "quick"
-    distill_epochs: int = 4
-    target: str = "cortex-m4-512k"
+    distill_epochs: int = 12
+    target: str = "stm32h7"
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,8 +67,8 @@ def default_specs(opts: QuickstartOptions) -> tuple[list[str], dict[str, str]]:
         evals = {f"eval{i + 1}": s for i, s in enumerate(opts.eval_data)}
     else:
         evals = {
-            "seen": f"synth?n={opts.n_eval}&seed={opts.seed + 1}&exclude={unseen}",
-            "unseen": f"synth?n={opts.n_eval // 2}&seed={opts.seed + 2}&families={unseen}",
+            "seen": f"synth?n={opts.n_eval}&seed={opts.seed + 1}&exclude={unseen}&target=label",
+            "unseen": f"synth?n={opts.n_eval // 2}&seed={opts.seed + 2}&families={unseen}&target=label",
         }
     return train, evals
 
@@ -179,20 +177,15 @@ class Quickstart:
 
     def step_prune(self) -> dict[str, Any]:
         from tinyclap.bank import PromptBank
-        from tinyclap.export.targets import load_target
+        from tinyclap.distill import EmbeddingCache
         from tinyclap.prune import prune
         from tinyclap.students import load_student
 
         student = load_student(self.runner.summary("student")["best"])
         bank = PromptBank.load(self.out / "bank.npz")
-        target = load_target(self.opts.target)
-        # The model may have what the target leaves after the firmware's reserve,
-        # the bank and labels, less the int8 file's own overhead over the weight
-        # bytes the profile counts (measured 50-90 KB for these students).
-        budget = (target.flash_bytes - target.reserved_flash - bank.num_classes * bank.dim
-                  - 64 * bank.num_classes - 96 * 1024)
-        from tinyclap.distill import EmbeddingCache
-
+        # Distilled against the whole teacher space, the projection outgrows the
+        # flash budget the preset was fitted for; keep the dims that fit it again.
+        budget = _preset_flash_budget(self.opts.student_preset)
         cache = EmbeddingCache.open(self.out / "cache")
         result = prune(student, bank, flash_bytes=budget, cache=cache, finetune_data=list(self.train_specs),
                        out_dir=self.out / "pruned", preset="stage2", epochs=3)
@@ -202,43 +195,47 @@ class Quickstart:
         return summary
 
     def step_export(self) -> dict[str, Any]:
-        from tinyclap.export.pipeline import export
+        from tinyclap.errors import BudgetError
+        from tinyclap.export.pipeline import export_student
 
         pruned = self.runner.summary("prune")["paths"]
-        report = export(
-            student=pruned["student"],
-            bank=pruned["bank"],
-            formats=_available_formats(),
-            calib=self.eval_specs[next(iter(self.eval_specs))],
-            target=self.opts.target,
-            out=self.out / "export",
-        )
-        return report
+        try:
+            result = export_student(pruned["student"], pruned["bank"], self.out / "export",
+                                    formats=_available_formats(), calibration=self.eval_specs["seen"]
+                                    if "seen" in self.eval_specs else next(iter(self.eval_specs.values())),
+                                    target=self.opts.target if "tflite-int8" in _available_formats() else None,
+                                    log=print)
+        except BudgetError as err:
+            # report.json and every file are written before the fit check raises.
+            return {"fits": False, "overflow": str(err), **_read_report(self.out / "export")}
+        return {"fits": True, **result.report}
 
     def step_evaluate(self) -> dict[str, Any]:
         from tinyclap.bank import PromptBank
         from tinyclap.evaluate import evaluate, write_report
-        from tinyclap.export.onnx import OnnxStudent
+        from tinyclap.export.encoder import OnnxEncoder
         from tinyclap.students import load_student
 
         teacher = self.teacher()
-        bank = PromptBank.load(self.out / "bank.npz")
         student = load_student(self.runner.summary("student")["best"])
         pruned = load_student(self.runner.summary("prune")["paths"]["student"])
         models: dict[str, Any] = {"teacher": teacher, "student": student, "pruned": pruned}
-        int8 = self.out / "export" / "student_int8.onnx"
+        int8 = self.out / "export" / "embed.int8.onnx"
         if int8.is_file():
-            models["int8"] = OnnxStudent(int8, pruned)
+            models["int8"] = OnnxEncoder.like(int8, pruned)
         results: dict[str, dict[str, Any]] = {}
         for set_name, spec in self.eval_specs.items():
             ds = self.open(spec, teacher.audio_config)
+            # Each set is scored against its own labels (unseen families among
+            # themselves): the standard zero-shot protocol for held-out classes.
+            set_bank = PromptBank.build(teacher, ds.class_names)
             for name, model in models.items():
-                res = evaluate(model, bank, ds, teacher=None if name == "teacher" else teacher,
+                res = evaluate(model, set_bank, ds, teacher=None if name == "teacher" else teacher,
                                name=f"{name} on {set_name}")
                 write_report(res, self.out / "eval" / f"{name}_{set_name}")
                 results.setdefault(set_name, {})[name] = {
                     "accuracy": res.accuracy, "macro_f1": res.macro_f1, "agreement": res.agreement,
-                    "n": len(res.targets) if hasattr(res, "targets") else None,
+                    "n": len(res.targets),
                 }
         latency = _latency(teacher, pruned, self.open(next(iter(self.eval_specs.values())), teacher.audio_config))
         return {"results": results, "latency": latency,
@@ -251,10 +248,30 @@ class Quickstart:
             Step("cache", "cache teacher embeddings", self.step_cache),
             Step("student", f"distil a PhiNet student ({self.opts.student_preset})", self.step_student),
             Step("bank", "build the prompt bank", self.step_bank),
-            Step("prune", f"prune the latent space to the {self.opts.target} budget", self.step_prune),
-            Step("export", "export int8 (ONNX; TFLite + TFLM when installed)", self.step_export),
+            Step("prune", f"prune the latent space back to the {self.opts.student_preset} flash budget",
+                 self.step_prune),
+            Step("export", f"export int8 (ONNX; TFLite + TFLM check for {self.opts.target} when installed)",
+                 self.step_export),
             Step("evaluate", "evaluate teacher, student, pruned and int8 student", self.step_evaluate),
         ]
+
+
+def _preset_flash_budget(preset: str) -> int | None:
+    """The int8 weight budget a student preset was fitted for (``budget.flash_bytes``), if it records one."""
+    import yaml
+
+    from tinyclap.students.encoder import _preset_dir
+
+    path = Path(preset) if preset.endswith((".yaml", ".yml")) else _preset_dir() / f"{preset}.yaml"
+    budget = (yaml.safe_load(path.read_text()) or {}).get("budget", {})
+    return int(budget["flash_bytes"]) if "flash_bytes" in budget else None
+
+
+def _read_report(out: Path) -> dict[str, Any]:
+    from tinyclap.io import read_json
+
+    path = out / "report.json"
+    return read_json(path) if path.is_file() else {}
 
 
 def _available_formats() -> list[str]:
@@ -270,6 +287,8 @@ def _available_formats() -> list[str]:
 
 
 def _params_of(model: Any) -> int | None:
+    import torch
+
     module = model if isinstance(model, torch.nn.Module) else getattr(model, "model", None)
     if not isinstance(module, torch.nn.Module):
         return None

@@ -82,25 +82,42 @@ def write_report_md(out: Path, record: dict[str, Any]) -> Path:
     if data.get("unseen_families"):
         lines.append(f"- Never trained on (true zero-shot through the text tower): "
                      f"{', '.join(data['unseen_families'])}")
-    lines += ["", "## Results", ""]
+    lines += ["", "## Results", "",
+              "Zero-shot accuracy on held-out clips; each set is scored against its own labels. "
+              "Retention = model accuracy / teacher accuracy.", ""]
     if ev:
         lines += results_table(ev)
         lat = ev.get("latency", {})
         if lat:
-            lines += ["", f"CPU latency per clip (batch 1, median): teacher {lat['teacher_s'] * 1e3:.1f} ms, "
-                          f"pruned student {lat['student_s'] * 1e3:.1f} ms, ratio {lat['ratio']:.1f}×."]
+            lines += ["", f"CPU latency per clip (torch, batch 1, median): teacher {lat['teacher_s'] * 1e3:.1f} ms, "
+                          f"pruned student {lat['student_s'] * 1e3:.1f} ms, teacher/student {lat['ratio']:.2f}×."]
     lines += ["", "## Deployment", ""]
     if export:
-        dev = export.get("device", export)
+        fit = export.get("target") or {}
+        flash, ram = fit.get("flash", {}), fit.get("ram", {})
+        arena = sum(v for k, v in ram.get("parts", {}).items() if k.startswith("arena"))
+        model = sum(v for k, v in flash.get("parts", {}).items() if k.startswith("model"))
+        formats = export.get("formats", {})
         lines += [
             "| figure | value |", "|---|---|",
-            f"| target | {export.get('target', {}).get('name', '–') if isinstance(export.get('target'), dict) else export.get('target', '–')} |",
-            f"| student parameters after pruning | {_num(prune.get('params_after'))} (before {_num(prune.get('params_before'))}) |",
+            f"| target | {fit.get('target', {}).get('description', '–')} |",
+            f"| fits | {'yes' if export.get('fits') else 'NO: ' + str(export.get('overflow', ''))} |",
+            f"| student parameters after pruning | {_num(prune.get('params_after'))} "
+            f"(before {_num(prune.get('params_before'))}) |",
             f"| kept latent dims | {prune.get('k', '–')} of {teacher.get('dim', '–')} |",
-            f"| flash (model + bank + labels) | {_bytes(dev.get('flash_bytes'))} |",
-            f"| TFLM arena | {_bytes(dev.get('arena_bytes'))} |",
-            f"| MACs per second of audio | {_num(dev.get('macs_per_second'))} |",
+            f"| int8 model file | {_bytes(model or None)} |",
+            f"| flash used (model + bank + labels + front-end tables + firmware reserve) | "
+            f"{_bytes(flash.get('used'))} of {_bytes(flash.get('budget'))} |",
+            f"| TFLM arena (measured by TFLite Micro) | {_bytes(arena or None)} |",
+            f"| RAM used (arena + audio window + firmware reserve) | "
+            f"{_bytes(ram.get('used'))} of {_bytes(ram.get('budget'))} |",
+            f"| MACs per second of audio | {_num(fit.get('macs_per_second') or export.get('macs', {}).get('per_second'))} |",
         ]
+        for fmt, info in formats.items():
+            if "cosine_mean" in info:
+                lines.append(f"| {fmt} vs torch fp32: mean / worst cosine, zero-shot agreement | "
+                             f"{info['cosine_mean']:.4f} / {info['cosine_worst']:.4f}, "
+                             f"{_pct(info.get('zeroshot_agreement'))} |")
     lines += ["", "## Steps", "", "| step | seconds |", "|---|---|"]
     lines += [f"| {v['title']} | {v['seconds']:.0f} |" for v in steps.values()]
     lines += ["", "## Plots", ""] + _plots(out)
