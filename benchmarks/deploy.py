@@ -25,6 +25,7 @@ inflates the times (the load average is printed).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import statistics
@@ -50,13 +51,25 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "esc10"
 
 
 def median_seconds(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm-up
-    times = []
+    return interleaved_medians({"fn": fn}, runs)["fn"]
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median seconds of each function, timed in rounds (one run of each per round).
+
+    Interleaving spreads changes in the machine's load evenly over the
+    contenders, so their ratios stay fair on a shared machine.
+    """
+    for fn in fns.values():
+        fn()  # warm-up
+    gc.collect()
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def calibrated_student(preset: str, clips: np.ndarray) -> AudioStudent:
@@ -88,7 +101,6 @@ def five_second_clip(root: Path, sample_rate: int) -> np.ndarray:
 
 
 def student_rows(preset: str, args: argparse.Namespace, clip5: np.ndarray, targets: list[str]) -> dict[str, Any]:
-    from tinyclap.export.onnx import OnnxModel
 
     probe = AudioStudent.from_name(preset)
     calib = load_calibration(args.calib, probe.audio_config, args.clips)
@@ -138,26 +150,10 @@ def student_rows(preset: str, args: argparse.Namespace, clip5: np.ndarray, targe
         fit = check_fit(load_target(name), flash, ram)
         fits[name] = "yes" if fit.fits else fit.overflow_message().split(": ", 1)[1]
 
-    # Latency for one 5 s clip: its windows as one batch -> mean pooled -> head.
-    wave = torch.from_numpy(clip5)
-    windows = window_logmels(clip5, windowing)[0]  # (W, frames, M)
-    streaming = StreamingStudent(student, args.window)
-    front = LogMel(windowing.audio_config)
-    n_windows = windows.shape[0]
-
-    def torch_model() -> None:
-        with torch.inference_mode():
-            streaming(windows[None])
-
-    def front_end() -> None:
-        with torch.inference_mode():
-            front(torch.stack(list(wave[: n_windows * windowing.samples].split(windowing.samples))))
-
-    def onnx_run(kind: str) -> Callable[[], None]:
-        suffix = ".int8.onnx" if kind == "int8" else ".onnx"
-        feats, head = OnnxModel(out / f"features{suffix}", threads=args.threads), OnnxModel(out / f"head{suffix}")
-        x = windows.numpy()
-        return lambda: head(feats(x).mean(axis=0, keepdims=True))
+    # Latency in a fresh process (see measure_latency), from the saved weights.
+    torch.save(student.state_dict(), out / "student.pt")
+    n_windows = window_logmels(clip5, windowing).shape[1]
+    latency = in_fresh_process(measure_latency, preset, str(out), args.window, args.threads, args.runs, clip5)
 
     macs = report["macs"]
     return {
@@ -173,18 +169,62 @@ def student_rows(preset: str, args: argparse.Namespace, clip5: np.ndarray, targe
         "fits": fits,
         "cos": {k: report["formats"][k]["cosine_mean"] for k in ("onnx", "onnx-int8", "tflite-int8")},
         "streaming_cos": report.get("streaming", {}).get("cosine_mean"),
-        "torch": median_seconds(torch_model, args.runs),
-        "front": median_seconds(front_end, args.runs),
-        "onnx": median_seconds(onnx_run("fp32"), args.runs),
-        "onnx_int8": median_seconds(onnx_run("int8"), args.runs),
+        **latency,
         "export_s": export_s,
         "out": str(out),
     }
 
 
-def teacher_seconds(runs: int) -> tuple[int, float]:
+def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` in a new interpreter and return its result.
+
+    Timing in the process that just ran exports gave front-end times 50x the
+    fresh-process figure on this machine (state left by the converters and
+    runtimes); a spawned process starts clean for every measurement.
+    """
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def measure_latency(preset: str, out: str, window: float, threads: int, runs: int, clip5: np.ndarray) -> dict:
+    """Median seconds for one 5 s clip (its windows as one batch, mean pooled, head): torch, ONNX, ONNX int8."""
+    from tinyclap.export.onnx import OnnxModel
+
+    torch.set_num_threads(threads)
+    student = AudioStudent.from_name(preset)
+    student.load_state_dict(torch.load(Path(out) / "student.pt", weights_only=True))
+    student.eval()
+    windowing = plan_window(student, window)
+    wave = torch.from_numpy(clip5)
+    windows = window_logmels(clip5, windowing)[0]  # (W, frames, M)
+    streaming = StreamingStudent(student, window)
+    front = LogMel(windowing.audio_config)
+    pieces = torch.stack(list(wave[: len(windows) * windowing.samples].split(windowing.samples)))
+
+    def torch_model() -> None:
+        with torch.inference_mode():
+            streaming(windows[None])
+
+    def front_end() -> None:
+        with torch.inference_mode():
+            front(pieces)
+
+    def onnx_run(suffix: str) -> Callable[[], None]:
+        feats = OnnxModel(Path(out) / f"features{suffix}", threads=threads)
+        head = OnnxModel(Path(out) / f"head{suffix}", threads=threads)
+        x = windows.numpy()
+        return lambda: head(feats(x).mean(axis=0, keepdims=True))
+
+    fns = {"torch": torch_model, "front": front_end, "onnx": onnx_run(".onnx"), "onnx_int8": onnx_run(".int8.onnx")}
+    return interleaved_medians(fns, runs)
+
+
+def teacher_seconds(runs: int, threads: int) -> tuple[int, float]:
     from tinyclap.teachers.msclap import MSClapTeacher, build_msclap
 
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build_msclap("2022")
     teacher = MSClapTeacher(model, tokenizer=None, device="cpu")
@@ -203,7 +243,7 @@ def main() -> None:
     )
     parser.add_argument("--targets", default="stm32h7,cortex-m4-512k", help="comma-separated targets")
     parser.add_argument("--runs", type=int, default=7, help="timed runs (median printed)")
-    parser.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch / onnxruntime threads (default 1: see below)")
     args = parser.parse_args()
     from tinyclap.students.scaling import parse_duration
 
@@ -216,7 +256,7 @@ def main() -> None:
     clip5 = five_second_clip(Path(args.calib.split(":", 1)[1]), AudioConfig().sample_rate)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     rows = [student_rows(p.strip(), args, clip5, targets) for p in args.students.split(",") if p.strip()]
-    teacher_params, teacher_s = teacher_seconds(args.runs)
+    teacher_params, teacher_s = in_fresh_process(teacher_seconds, args.runs, args.threads)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end; window {args.window:g} s requested")
     for r in rows:
         arenas = ", ".join(f"{n} {a:,}" if a is not None else f"{n} n/a" for n, a in r["arenas"].items())

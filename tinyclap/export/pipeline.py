@@ -174,7 +174,7 @@ def export_student(
         raise ExportError(
             f"{student.config.name} has a {student.config.head_act.upper()} head: TensorFlow Lite Micro has no "
             f"{student.config.head_act.upper()} kernel, so it cannot run on a microcontroller. Deploy a student "
-            f"with head_act: relu (e.g. the mcu_stm32h7 preset)"
+            f"with head_act: relu (e.g. the mcu_stm32h7_streaming preset)"
         )
 
     windowing = plan_window(student, window_seconds)
@@ -246,7 +246,7 @@ def export_student(
                 say(f"onnx: exporting {name}")
                 onnx_paths[name] = export_onnx(
                     torch_graphs[name],
-                    torch.from_numpy(inputs[name][:2]),
+                    torch.from_numpy(np.concatenate([inputs[name]] * 2)[:2]),  # batch 2: keeps batch dynamic
                     where / f"{name}.onnx",
                     input_name=_IO[name][0],
                     output_name=_IO[name][1],
