@@ -149,3 +149,19 @@ def test_tflm_refuses_a_gelu_head(tmp_path):
     TfliteModel(path)(np.zeros((1, student.embed_width), np.float32))  # LiteRT runs it
     with pytest.raises(TflmError, match="GELU"):
         TflmModel(path)
+
+
+def test_device_decision_agreement_is_the_int8_classifier(run):
+    """The C model's figure: int8 head output x int8 bank, integer argmax, against the torch student's top-1."""
+    from tinyclap.export.mcu import classify_int8, quantize_bank
+    from tinyclap.export.streaming import plan_window
+
+    out, s, bank = run["out"], run["student"], run["bank"]
+    feats, head = TfliteModel(out / "features.int8.tflite"), TfliteModel(out / "head.int8.tflite")
+    scale, shift = (np.asarray(run["report"]["mel_affine"][k], np.float32) for k in ("scale", "shift"))
+    windows = run["calib"].windows(plan_window(s, 0.5)).numpy()
+    pooled = np.stack([feats(w * scale + shift).mean(axis=0) for w in windows])
+    emb_q = head.run_int8(head.quantize_input(pooled))
+    picks = classify_int8(emb_q, head.output.quant.zero_point, quantize_bank(bank.embeddings)[0])
+    want = np.argmax(stream_embed(s, run["calib"].clips, 0.5).numpy() @ bank.embeddings.T, axis=1)
+    assert run["report"]["formats"]["c"]["device_zeroshot_agreement"] == pytest.approx(np.mean(picks == want))

@@ -267,9 +267,11 @@ def export_student(
             runs = {n: OnnxModel(p) for n, p in paths.items()}
             _record(report, result, "onnx-int8", list(paths.values()), windows, runs, reference, bank, say)
     if "tflite-int8" in fmts:
-        _export_tflite(student, names, windows, inputs, scale, shift, reference, bank, report, result, tflm_inputs, say)
+        device_out = _export_tflite(
+            student, names, windows, inputs, scale, shift, reference, bank, report, result, tflm_inputs, say
+        )
     if "c" in fmts:
-        _export_c(result, report, bank, windowing, scale, shift, say)
+        _export_c(result, report, bank, windowing, scale, shift, device_out, reference, say)
     if tgt is not None:
         result.fit = _fit(tgt, report, bank, windowing, student, macs)
         report.update(target=result.fit.to_dict())
@@ -333,7 +335,8 @@ def _export_tflite(
     result: ExportResult,
     tflm_inputs: int,
     say: Callable[[str], None],
-) -> None:
+) -> tuple[np.ndarray, int] | None:
+    """Export, verify and run in TFLM; returns the last model's raw int8 outputs per clip and their zero point."""
     from tinyclap.export.tflite import TfliteModel, export_tflite_int8
     from tinyclap.export.tflm import TflmError, TflmModel, compare_runtimes
 
@@ -351,9 +354,16 @@ def _export_tflite(
         paths[name] = export_tflite_int8(graphs[name], calib, result.out_dir / f"{name}.int8.tflite")
         models[name] = TfliteModel(paths[name])
 
+    raw: dict[str, np.ndarray] = {}  # int8 outputs, as the device's classifier sees them
+
     def runner(name: str) -> Callable[[np.ndarray], np.ndarray]:
         m = models[name]
-        return (lambda x: m(x * scale + shift)) if name != "head" else m
+
+        def run(x: np.ndarray) -> np.ndarray:
+            raw[name] = m.run_int8(m.quantize_input(x * scale + shift if name != "head" else x))
+            return m.dequantize_output(raw[name])
+
+        return run
 
     _record(
         report,
@@ -383,6 +393,8 @@ def _export_tflite(
             say(f"tflm: {err}")
         figures["models"][name] = entry
     report.add_format("tflite-int8", figures)
+    last = models[names[-1]].output
+    return (raw[names[-1]], last.quant.zero_point) if last.quant is not None else None
 
 
 def _export_c(
@@ -392,9 +404,11 @@ def _export_c(
     windowing: Windowing,
     scale: np.ndarray,
     shift: np.ndarray,
+    device_out: tuple[np.ndarray, int] | None,
+    reference: np.ndarray,
     say: Callable[[str], None],
 ) -> None:
-    from tinyclap.export.mcu import ModelBlob, write_c_model
+    from tinyclap.export.mcu import ModelBlob, classify_int8, write_c_model
 
     models = report.data["formats"]["tflite-int8"]["models"]
     blobs = []
@@ -424,9 +438,16 @@ def _export_c(
         logit_scale=float(bank.logit_scale),
     )
     result.files["c"] = list(files.files)
+    device: dict[str, Any] = {}
+    if device_out is not None:
+        # The device's decision: int8 embedding x int8 bank, integer argmax (tc_classify.c's Python twin).
+        emb_q, zero_point = device_out
+        picks = np.atleast_1d(classify_int8(emb_q, zero_point, files.bank_q))
+        device["device_zeroshot_agreement"] = float(np.mean(picks == np.argmax(reference @ bank.embeddings.T, axis=1)))
     report.add_format(
         "c",
         {
+            **device,
             "dir": str(files.out_dir),
             "files": [p.name for p in files.files],
             "flash_bytes": files.flash_bytes,
