@@ -275,7 +275,8 @@ def export_student(
     if tgt is not None:
         result.fit = _fit(tgt, report, bank, windowing, student, macs)
         report.update(target=result.fit.to_dict())
-        say(result.fit.to_dict()["message"])
+        if result.fit.fits:  # an overflow is said once, by the BudgetError below
+            say(result.fit.to_dict()["message"])
     result.report = report.data
     if result.fit is not None:
         result.fit.raise_if_over()  # after everything is written: nothing is lost

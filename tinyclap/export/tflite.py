@@ -17,10 +17,12 @@ only when called.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -73,7 +75,10 @@ def export_tflite_int8(graph: nn.Module, calibration: Iterable[torch.Tensor], pa
     # litert-torch prints a progress tree per conversion; the export report says what happened.
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
     try:
-        edge = litert_torch.convert(converted, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+        with _drop_log_records("converted in training mode"):
+            # The graph was exported from an eval-mode module (dropout and BatchNorm already in their
+            # inference form); only the exported module's flag says "training", which is all it checks.
+            edge = litert_torch.convert(converted, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
         with atomic_path(path) as tmp:
             edge.export(str(tmp))
     except QuantizationError:
@@ -87,6 +92,23 @@ def export_tflite_int8(graph: nn.Module, calibration: Iterable[torch.Tensor], pa
         if info.dtype != "int8":
             raise TfliteError(f"{path}: the converted model's {role} is {info.dtype}, not int8")
     return path
+
+
+@contextlib.contextmanager
+def _drop_log_records(text: str) -> Iterator[None]:
+    """Drop root-logger records containing ``text`` (one known-harmless converter warning)."""
+
+    class _Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return text not in record.getMessage()
+
+    flt = _Filter()
+    root = logging.getLogger()
+    root.addFilter(flt)
+    try:
+        yield
+    finally:
+        root.removeFilter(flt)
 
 
 def _info(detail: dict[str, Any]) -> TensorInfo:
