@@ -113,6 +113,7 @@ def test_missing_tflite_extra_names_the_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "litert_torch", None)  # import litert_torch -> ImportError
     with pytest.raises(QuantizationError, match=r"needs litert-torch.*pip install tinyclap\[tflite\]"):
         require_tflite()
-    monkeypatch.setitem(sys.modules, "tflite_micro", None)
+    for name in ("tflite_micro", "tflite_micro.python.tflite_micro", "tflite_micro.python.tflite_micro.runtime"):
+        monkeypatch.setitem(sys.modules, name, None)  # also when another test imported it already
     with pytest.raises(TflmError, match=r"tflite-micro: pip install tinyclap\[tflite\]"):
         TflmModel(b"not used")
