@@ -21,7 +21,7 @@ from torch import nn
 from tinyclap.errors import TinyClapError
 from tinyclap.io import atomic_path
 
-__all__ = ["OnnxExportError", "export_onnx", "OnnxModel"]
+__all__ = ["OnnxExportError", "export_onnx", "OnnxModel", "quiet_logger"]
 
 
 class OnnxExportError(TinyClapError, RuntimeError):
@@ -29,9 +29,9 @@ class OnnxExportError(TinyClapError, RuntimeError):
 
 
 @contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    # The exporter logs a warning per torchvision op it cannot register; noise for us.
-    logger = logging.getLogger("torch.onnx")
+def quiet_logger(name: str = "") -> Iterator[None]:
+    """Raise logger ``name`` (root by default) to ERROR for the block: silences known-harmless noise."""
+    logger = logging.getLogger(name)
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
@@ -55,7 +55,8 @@ def export_onnx(
     path = Path(path)
     graph = graph.eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
-    with _quiet_exporter(), atomic_path(path) as tmp:
+    # The exporter warns once per torchvision op it cannot register: noise here.
+    with quiet_logger("torch.onnx"), atomic_path(path) as tmp:
         onnx_path = tmp.with_suffix(".onnx")  # the exporter wants an .onnx name
         try:
             torch.onnx.export(

@@ -18,11 +18,9 @@ quantises the graph output, so the ``.tflite`` has int8 input and output.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -63,19 +61,6 @@ def ArrayCalibrationReader(input_name: str, batches: Iterable[np.ndarray]) -> An
     return _Reader()
 
 
-@contextlib.contextmanager
-def _quiet(name: str = "") -> Iterator[None]:
-    # onnxruntime.quantization logs through the root logger (e.g. per-channel
-    # axis notes for BatchNormalization weights it leaves in float).
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def quantize_onnx_int8(fp32_path: str | Path, out_path: str | Path, calibration: Iterable[np.ndarray]) -> Path:
     """Static QDQ int8 (per-channel weights) of ``fp32_path`` into ``out_path``, calibrated on ``calibration`` batches.
 
@@ -86,6 +71,7 @@ def quantize_onnx_int8(fp32_path: str | Path, out_path: str | Path, calibration:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from tinyclap.export.onnx import quiet_logger
     from tinyclap.io import atomic_path
 
     fp32_path, out_path = Path(fp32_path), Path(out_path)
@@ -94,7 +80,9 @@ def quantize_onnx_int8(fp32_path: str | Path, out_path: str | Path, calibration:
     with atomic_path(out_path) as tmp, tempfile.TemporaryDirectory(dir=out_path.parent) as work:
         pre = Path(work) / "preprocessed.onnx"
         try:
-            with _quiet():
+            # onnxruntime.quantization logs through the root logger (e.g. per-channel axis
+            # notes for the BatchNormalization weights it leaves in float).
+            with quiet_logger():
                 quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
                 quantize_static(
                     str(pre),
