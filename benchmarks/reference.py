@@ -110,6 +110,12 @@ def measure(name: str, student: Any, teacher: Any, bank: Any, test: Any, calibra
     }
 
 
+def audio_params(teacher: Any) -> int | None:
+    """Parameters of the teacher's audio tower (the frozen MiniLM text tower is not counted)."""
+    audio = getattr(getattr(teacher, "model", None), "audio", None)
+    return sum(p.numel() for p in audio.parameters()) if audio is not None else None
+
+
 def table(rows: dict[str, dict[str, Any]]) -> str:
     """The figures side by side with the targets."""
     lines = [f"{'student':<38} {'params':>9} {'teacher':>8} {'student':>8} {'retention':>15} {'agree':>6} "
@@ -174,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": {"root": str(args.root), "dataset": args.dataset, "teacher_train": "folds 1-3",
                  "distill": "folds 1-4 (no labels)", "test": "fold 5", "windows": "1 s, per-clip mean embedding"},
         "quick": args.quick, "teacher_epochs": args.teacher_epochs, "student_epochs": args.student_epochs,
-        "teacher": {"dim": teacher.dim, "params": sum(p.numel() for p in teacher.parameters())
-                    if hasattr(teacher, "parameters") else None},
+        "teacher": {"dim": teacher.dim, "audio_params": audio_params(teacher)},
         "students": rows,
         "wall_s": time.perf_counter() - start,
     }
