@@ -63,17 +63,25 @@ def save_student_checkpoint(path: str | Path, student: nn.Module, **meta: Any) -
     return Path(save_student(path, student, **meta))
 
 
-def save_training_state(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write the training state atomically (a crash leaves the previous one intact)."""
+def save_training_state(
+    path: str | Path, state: dict[str, Any], fmt: str = STATE_FORMAT, version: int = STATE_VERSION
+) -> Path:
+    """Write the training state atomically (a crash leaves the previous one intact).
+
+    ``fmt`` tags whose state it is (distillation by default; pretraining uses
+    its own tag), so one run's state is never resumed as another's.
+    """
     path = Path(path)
-    full = {"format": STATE_FORMAT, "version": STATE_VERSION, **state}
+    full = {"format": fmt, "version": version, **state}
     with atomic_path(path) as tmp:
         torch.save(full, tmp)
     return path
 
 
-def load_training_state(path: str | Path) -> dict[str, Any]:
-    """Read a training state written by :func:`save_training_state` (never unpickles code)."""
+def load_training_state(
+    path: str | Path, fmt: str = STATE_FORMAT, version: int = STATE_VERSION, what: str = "distillation"
+) -> dict[str, Any]:
+    """Read a state written by :func:`save_training_state` with the same ``fmt`` (never unpickles code)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no training state to resume from")
@@ -81,8 +89,8 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises several types for bad files
         raise CheckpointError(f"{path}: unreadable training state ({err})") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: not a tinyclap distillation state")
-    if state.get("version") != STATE_VERSION:
-        raise CheckpointError(f"{path}: state version {state.get('version')}, this tinyclap reads {STATE_VERSION}")
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise CheckpointError(f"{path}: not a tinyclap {what} state")
+    if state.get("version") != version:
+        raise CheckpointError(f"{path}: state version {state.get('version')}, this tinyclap reads {version}")
     return state

@@ -28,8 +28,8 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from tinyclap.distill.checkpoints import load_training_state, save_training_state
 from tinyclap.distill.train import RunExistsError, _graceful_stop, _StopFlag
-from tinyclap.errors import CheckpointError
 from tinyclap.io import atomic_path
 from tinyclap.pretrain.config import PretrainConfig, RecipeError
 from tinyclap.pretrain.corpus import Corpus, LogMelSource, build_corpus, logmel_megabytes, split_by_group
@@ -40,6 +40,7 @@ from tinyclap.pretrain.report import plot_loss, summary
 __all__ = ["PretrainInterrupted", "PretrainResult", "RunExistsError", "RESUMABLE_SETTINGS", "pretrain", "run_paths"]
 
 STATE_FORMAT = "tinyclap-pretrain-state"
+STATE_VERSION = 1
 TEACHER_STEM = "teacher"
 PLOT_EVERY_S = 30.0  # the loss plot is redrawn at most this often (and always when a session ends)
 BN_BATCHES = 8  # training batches averaged into the BatchNorm statistics at each epoch end
@@ -162,18 +163,11 @@ def _recalibrate_batchnorm(model: LocalClap, source: LogMelSource, batches: int,
 
 
 def _save_torch(path: Path, obj: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"format": STATE_FORMAT, **obj}, tmp)
+    save_training_state(path, obj, fmt=STATE_FORMAT, version=STATE_VERSION)
 
 
 def _load_torch(path: Path) -> dict[str, Any]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises several types for bad files
-        raise CheckpointError(f"{path}: unreadable training state ({err})") from None
-    if not isinstance(obj, dict) or obj.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: not a tinyclap pretraining state")
-    return obj
+    return load_training_state(path, fmt=STATE_FORMAT, version=STATE_VERSION, what="pretraining")
 
 
 class _Clock:
