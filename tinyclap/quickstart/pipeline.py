@@ -117,13 +117,12 @@ class Quickstart:
         from dataclasses import replace
 
         from tinyclap.pretrain.config import load_recipe
-        from tinyclap.pretrain.train import pretrain
+        from tinyclap.pretrain.train import pretrain, run_paths
 
         cfg = load_recipe(self.opts.pretrain_recipe)
         cfg = replace(cfg, data=list(self.train_specs), seed=self.opts.seed, epochs=self.opts.pretrain_epochs,
                       dim=self.opts.teacher_dim, val_data=[self.eval_specs[k] for k in self.eval_specs][:1])
-        resume = (self.teacher_dir / "state.pt").exists() or any(self.teacher_dir.glob("*state*"))
-        result = pretrain(cfg, self.teacher_dir, resume=resume)
+        result = pretrain(cfg, self.teacher_dir, resume=run_paths(self.teacher_dir)["state"].is_file())
         teacher = self.teacher()
         return {"dim": teacher.dim, "params": _params_of(teacher), "epochs": result.epoch,
                 "wall_s": result.wall_s, "metrics": result.metrics, "licence": teacher.licence}
@@ -138,6 +137,7 @@ class Quickstart:
 
     def step_student(self) -> dict[str, Any]:
         from tinyclap.distill import distill
+        from tinyclap.distill.checkpoints import run_paths
         from tinyclap.students import AudioStudent, load_preset
 
         teacher = self.teacher()
@@ -146,7 +146,7 @@ class Quickstart:
         student = AudioStudent(config, teacher.audio_config)
         zs = self._zeroshot_set(teacher)
         out = self.out / "student"
-        resume = (out / "last.json").exists() or any(out.glob("*state*"))
+        resume = run_paths(out)["state"].is_file()
         result = distill(student, self.out / "cache", list(self.train_specs), out_dir=out,
                          preset=self.opts.distill_preset, resume=resume, zeroshot=zs,
                          epochs=self.opts.distill_epochs, seed=self.opts.seed)
