@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from torch.utils.data import Subset
 
 from distill_tiny import one_thread  # noqa: F401 - fixture

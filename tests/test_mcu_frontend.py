@@ -93,7 +93,7 @@ def test_tables_are_logmels_own(tmp_path: Path, default_tools: Path):
     dump = tmp_path / "tables.bin"
     subprocess.run([str(default_tools / "logmel_host"), "tables", str(dump)], check=True)
     raw = dump.read_bytes()
-    n, nnz, m = c.n_fft, len(t.mel_weights32), c.n_mels
+    n, nnz = c.n_fft, len(t.mel_weights32)
     floats = np.frombuffer(raw[: 4 * (2 * n + nnz)], dtype=np.float32)
     ints = np.frombuffer(raw[4 * (2 * n + nnz) :], dtype=np.uint16)
     assert np.array_equal(floats[:n], t.window.astype(np.float32))

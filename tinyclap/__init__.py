@@ -6,6 +6,14 @@ Public API (the rest lives in submodules named for their job):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: `import tinyclap` must not pull in torch
+    import os
+
+    from tinyclap.students import AudioStudent
+    from tinyclap.teachers.base import Teacher
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load_teacher", "load_student", "PromptBank", "ZeroShotClassifier"]

@@ -20,10 +20,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -36,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tinyclap.audio import LogMel
 from tinyclap.errors import CheckpointError, DataError, TinyClapError
 from tinyclap.io import write_json
+from tinyclap.stopping import StopFlag, graceful_stop
 
 from tinyclap.distill import checkpoints as ckpt
 from tinyclap.distill.augment import augment_batch
@@ -201,36 +200,6 @@ def _freeze(student: nn.Module, stage: int) -> list[nn.Parameter]:
     for p in head:
         p.requires_grad_(True)
     return head
-
-
-# --------------------------------------------------------------------- stopping
-class _StopFlag:
-    """First SIGINT/SIGTERM: finish the step, save, stop. Second: stop at once (no save)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        name = signal.Signals(signum).name
-        print(f"\n{name}: finishing this step and saving (press Ctrl-C again to stop at once)", flush=True)
-
-
-@contextmanager
-def _graceful_stop(flag: _StopFlag) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in old:
-        signal.signal(s, flag.handle)
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 # --------------------------------------------------------------------- the run
@@ -541,12 +510,12 @@ class _Run:
             model: nn.Module = _Head(self.student) if cfg.stage == 2 else self.student
             if env.distributed:
                 model = wrap_ddp(model, env, sync_buffers=not sync)
-            flag = _StopFlag()
-            with _graceful_stop(flag):
+            flag = StopFlag()
+            with graceful_stop(flag):
                 while self.epoch < cfg.epochs:
                     self._run_epoch(model, flag, tqdm)
 
-    def _run_epoch(self, model: nn.Module, flag: _StopFlag, tqdm: Any) -> None:
+    def _run_epoch(self, model: nn.Module, flag: StopFlag, tqdm: Any) -> None:
         cfg, env = self.cfg, self.env
         n = len(self.train_set)
         batches = epoch_batches(n, cfg.batch_size, cfg.seed, self.epoch, env.world_size)

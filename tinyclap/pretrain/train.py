@@ -29,7 +29,8 @@ import torch
 from tqdm.auto import tqdm
 
 from tinyclap.distill.checkpoints import load_training_state, save_training_state
-from tinyclap.distill.train import RunExistsError, _graceful_stop, _StopFlag
+from tinyclap.distill.train import RunExistsError
+from tinyclap.stopping import StopFlag, graceful_stop
 from tinyclap.io import atomic_path
 from tinyclap.pretrain.config import PretrainConfig, RecipeError
 from tinyclap.pretrain.corpus import Corpus, LogMelSource, build_corpus, logmel_megabytes, split_by_group
@@ -429,7 +430,7 @@ class _Run:
             tqdm.write(summary(record))
         self.save(with_teacher=True, final=final)
 
-    def train(self, stop_after: int | None, stop: _StopFlag) -> bool:
+    def train(self, stop_after: int | None, stop: StopFlag) -> bool:
         """Train to the last epoch (True) or until ``stop_after`` steps in this session (False).
 
         When ``stop`` is raised (first Ctrl-C / SIGTERM) the current step finishes,
@@ -506,8 +507,8 @@ def pretrain(
         raise RecipeError("no training data: give --data SPEC (e.g. --data synth) or a recipe with data")
     run = _Run(config, out_dir, saved, progress)
     _write_recipe(paths["recipe"], run.cfg)
-    stop = _StopFlag()
-    with _graceful_stop(stop):
+    stop = StopFlag()
+    with graceful_stop(stop):
         finished = run.train(stop_after, stop)
     last = next((r for r in reversed(run.history) if r["type"] == "epoch"), {})
     return PretrainResult(out_dir, paths["teacher"], run.epoch, run.global_step, finished, last,
