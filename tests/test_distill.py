@@ -194,3 +194,75 @@ def test_bad_inputs_are_refused_early(cache, data, tmp_path: Path) -> None:
     with pytest.raises(PresetError, match="unknown setting 'augment.level'"):
         make_config("stage1", **{"augment.level": 2})
     assert make_config("stage2", epochs=3).lr == 0.004 and make_config("stage1").lr == 0.012
+
+
+# --------------------------------------------------------------------- streaming ("distil with the same windowing")
+LONG_AUDIO = TINY_AUDIO.with_seconds(2.0)  # 124 frames: room for several 0.5 s windows
+
+
+@pytest.fixture(scope="module")
+def long_data():
+    return synth(24, audio_config=LONG_AUDIO), synth(8, seed=5, audio_config=LONG_AUDIO)
+
+
+@pytest.fixture(scope="module")
+def long_cache(long_data, tmp_path_factory):
+    train, val = long_data
+    teacher = ProjTeacher(audio_config=LONG_AUDIO)
+    root = tmp_path_factory.mktemp("long") / "c"
+    return build_cache(teacher, [train, val], root, batch_size=16, progress=False), teacher
+
+
+def test_streamed_distillation_trains_the_path_the_device_runs(long_cache, long_data, tmp_path: Path) -> None:
+    from tinyclap.export.streaming import stream_embed
+    from tinyclap.students import AudioStudent
+
+    cache, teacher = long_cache
+    train, val = long_data
+    torch.manual_seed(0)
+    student = AudioStudent(tiny_student(dim=DIM).config, LONG_AUDIO)
+    result = distill(student, cache, train, val, out_dir=tmp_path / "s", epochs=4, stream_window=0.5,
+                     stream_weight=0.5, **FAST)
+    h = result.history
+    assert all(r["val_stream_cosine"] is not None and r["val_stream_agreement"] is not None for r in h)
+    assert h[-1]["val_stream_cosine"] > h[0]["val_stream_cosine"]
+    # The engine's streamed path is the export's: same windows, same front end, same mean -> head.
+    student.eval()
+    clips = np.stack([val[i].clip for i in range(len(val))])
+    streamed = stream_embed(student, clips, 0.5)
+    with torch.no_grad():
+        whole = student.embed_audio(clips)
+    targets = teacher.embed_audio(clips)
+    assert float(F.cosine_similarity(streamed, targets).mean()) == pytest.approx(h[-1]["val_stream_cosine"], abs=1e-5)
+    assert float(F.cosine_similarity(streamed, whole).mean()) == pytest.approx(h[-1]["val_stream_agreement"], abs=1e-5)
+    # The recipe is in the checkpoint, and the monitored loss mixes the two paths 50/50.
+    meta = json.loads(result.last_path.with_suffix(".json").read_text())
+    assert meta["distill"]["config"]["stream_window"] == 0.5
+    assert h[-1]["val_loss"] == pytest.approx(-(h[-1]["val_cosine"] + h[-1]["val_stream_cosine"]) / 2, abs=1e-9)
+
+
+def test_stream_weight_one_trains_only_the_streamed_path(long_cache, long_data, tmp_path: Path) -> None:
+    from tinyclap.students import AudioStudent
+
+    cache, _ = long_cache
+    train, val = long_data
+    torch.manual_seed(0)
+    student = AudioStudent(tiny_student(dim=DIM, dropout=False).config, LONG_AUDIO)
+    result = distill(student, cache, train, val, out_dir=tmp_path / "s", epochs=2, stream_window=0.5,
+                     stream_weight=1.0, **FAST)
+    last = result.history[-1]
+    # The monitored validation loss is then the streamed one alone.
+    assert last["val_loss"] == pytest.approx(-last["val_stream_cosine"], abs=1e-9)
+
+
+def test_stream_window_must_be_shorter_than_the_clip(long_cache, long_data, tmp_path: Path) -> None:
+    from tinyclap.export.streaming import WindowError
+    from tinyclap.students import AudioStudent
+
+    cache, _ = long_cache
+    student = AudioStudent(tiny_student(dim=DIM).config, LONG_AUDIO)
+    with pytest.raises(WindowError, match="not shorter than the student's 2 s clip"):
+        distill(student, cache, long_data[0], out_dir=tmp_path / "s", epochs=1, stream_window=3.0, **FAST)
+    with pytest.raises(PresetError, match="stream_weight"):
+        make_config("quick", stream_weight=1.5)
+    assert not (tmp_path / "s").exists()  # refused before anything was written

@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--augment", action="store_true", help="turn student-side augmentation on")
+    p.add_argument("--stream-window", type=float, metavar="SECONDS",
+                   help="also train the streamed path the device runs: clips as back-to-back windows of about this "
+                        "many seconds (features per window, mean, head); see `tinyclap export --window`")
+    p.add_argument("--stream-weight", type=float, metavar="W",
+                   help="loss = (1-W) * whole clip + W * streamed (default 0.5; 1 = streamed only)")
     p.add_argument("--set", dest="settings", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
                    help="any recipe setting, dotted for groups (--set scheduler.patience=5); repeatable")
     p.add_argument("--dims", type=Path, help="file of kept latent dims (one int per line, or JSON list)")
@@ -120,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     flags = {
         "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "val_split": args.val_split,
         "seed": args.seed, "num_workers": args.num_workers, "device": args.device,
+        "stream_window": args.stream_window, "stream_weight": args.stream_weight,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     if args.augment:

@@ -62,6 +62,11 @@ class DistillConfig:
     precompute_features: str = "auto"  # stage 2: "auto" (when not augmenting), "yes", "no"
     val_batch_size: int | None = None
     progress: bool = True
+    # Streaming ("distil with the same windowing"): also embed each clip as back-to-back windows of about
+    # this many seconds (features per window, mean, head: what the device runs), target the clip's teacher
+    # embedding. None: whole clips only. The loss is (1 - stream_weight) * whole + stream_weight * streamed.
+    stream_window: float | None = None
+    stream_weight: float = 0.5
 
     def __post_init__(self) -> None:
         checks = [
@@ -74,6 +79,9 @@ class DistillConfig:
             (self.scheduler.name in ("plateau", "cosine", "none"), f"scheduler.name must be plateau, cosine or none, got {self.scheduler.name!r}"),
             (self.precompute_features in ("auto", "yes", "no"), f"precompute_features must be auto, yes or no, got {self.precompute_features!r}"),
             (self.save_every_steps >= 0, f"save_every_steps must be >= 0, got {self.save_every_steps}"),
+            (self.stream_window is None or self.stream_window > 0,
+             f"stream_window must be a positive number of seconds or null, got {self.stream_window!r}"),
+            (0.0 <= self.stream_weight <= 1.0, f"stream_weight must be in [0, 1], got {self.stream_weight}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -100,9 +108,11 @@ class DistillConfig:
             for key in ints:
                 if key in d:
                     d[key] = int(d[key])
-            for key in ("lr", "weight_decay", "val_split"):
+            for key in ("lr", "weight_decay", "val_split", "stream_weight"):
                 if key in d:
                     d[key] = float(d[key])
+            if d.get("stream_window") is not None:
+                d["stream_window"] = float(d["stream_window"])
             if d.get("grad_clip") is not None:
                 d["grad_clip"] = float(d["grad_clip"])
             if d.get("val_batch_size") is not None:

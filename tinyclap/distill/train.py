@@ -52,7 +52,8 @@ from tinyclap.distill.log import plot_curves, write_metrics
 from tinyclap.distill.losses import cosine_distillation_loss, cosine_similarity
 from tinyclap.distill.presets import RESUMABLE_KEYS, DistillConfig, make_config
 from tinyclap.distill.sources import as_dataset, audio_config_of, dataset_groups, dataset_ids, describe
-from tinyclap.distill.validation import ZeroShotSet, mean_cosine, zeroshot_accuracy
+from tinyclap.distill.validation import ZeroShotSet, mean_cosine, stream_cosines, zeroshot_accuracy
+from tinyclap.export.streaming import plan_window
 
 __all__ = ["distill", "DistillResult", "DistillInterrupted", "RunExistsError", "split_validation", "epoch_batches"]
 
@@ -181,6 +182,32 @@ class _Head(nn.Module):
         return self.student.head(pooled)
 
 
+class _Streamed(nn.Module):
+    """Whole-clip and streamed embeddings of one batch, stacked ``(2B, D)`` (or ``(B, D)`` streamed only).
+
+    Stage 1 takes log-mels (``(B, T, M)`` whole clips, ``(B, W, frames, M)``
+    windows) and runs the student's features; stage 2 takes the pooled vectors
+    (``(B, E)`` whole, ``(B, E)`` mean over windows), computed without
+    gradients by the caller, and runs only the head. One module so that DDP
+    sees a single forward.
+    """
+
+    def __init__(self, student: nn.Module, stage: int, whole: bool):
+        super().__init__()
+        self.student, self.stage, self.whole = student, stage, whole
+
+    def forward(self, x: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        s = self.student
+        if self.stage == 1:
+            b, w = windows.shape[:2]
+            pooled = s.features(windows.flatten(0, 1)).reshape(b, w, -1).mean(dim=1)
+            if self.whole:
+                pooled = torch.cat([s.features(x), pooled])
+        else:
+            pooled = torch.cat([x, windows]) if self.whole else windows
+        return s.head(pooled)
+
+
 def _set_modes(student: nn.Module, stage: int) -> None:
     if stage == 1:
         student.train()
@@ -223,11 +250,17 @@ class _Run:
         self.paths = ckpt.run_paths(out)
         self.frontend = _frontend(student).to(env.device)
         self.params = _freeze(student, cfg.stage)
+        self.windowing = plan_window(student, cfg.stream_window) if cfg.stream_window is not None else None
+        if self.windowing is not None:
+            self.window_frontend = LogMel(self.windowing.audio_config).to(env.device)
         self.precompute = cfg.stage == 2 and (
-            cfg.precompute_features == "yes" or (cfg.precompute_features == "auto" and not cfg.augment.enabled)
+            cfg.precompute_features == "yes"
+            or (cfg.precompute_features == "auto" and not cfg.augment.enabled and self.windowing is None)
         )
         if self.precompute and cfg.augment.enabled:
             raise TinyClapError("precompute_features='yes' cannot be combined with augmentation")
+        if self.precompute and self.windowing is not None:
+            raise TinyClapError("precompute_features='yes' cannot be combined with stream_window")
         if cfg.optimizer == "adam":
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         elif cfg.optimizer == "adamw":
@@ -324,9 +357,25 @@ class _Run:
         with torch.no_grad():  # the front end has no parameters
             return self.frontend(clips)
 
+    def _window_logmels(self, clips: torch.Tensor) -> torch.Tensor:
+        """``(B, S)`` clips → ``(B, W, frames, M)`` log-mels of back-to-back windows, as the device cuts them
+        (:func:`tinyclap.export.streaming.cut_windows`: the tail shorter than a window is dropped)."""
+        n, frames = self.windowing.samples, self.windowing.frames
+        b, count = clips.shape[0], clips.shape[1] // n
+        with torch.no_grad():
+            mel = self.window_frontend(clips[:, : count * n].reshape(b * count, n))[:, :frames]
+        return mel.reshape(b, count, frames, -1)
+
     def encode_eval(self, clips: torch.Tensor) -> torch.Tensor:
         """Waveforms → student embeddings (validation runs with the student in eval mode)."""
         return self.student(self._logmel(clips))
+
+    def encode_stream(self, clips: torch.Tensor) -> torch.Tensor:
+        """Waveforms → streamed student embeddings (windows → pooled → mean → head)."""
+        windows = self._window_logmels(clips)
+        b, w = windows.shape[:2]
+        pooled = self.student.features(windows.flatten(0, 1)).reshape(b, w, -1).mean(dim=1)
+        return self.student.head(pooled)
 
     def _compute_features(self, name: str, dataset: Dataset) -> None:
         """Stage 2 without augmentation: pooled features of every item, computed once."""
@@ -386,26 +435,38 @@ class _Run:
     def step(self, model: nn.Module, idx: list[int], ids: list[str], inputs: torch.Tensor, counts: torch.Tensor) -> float:
         cfg, env = self.cfg, self.env
         targets = self.cache.lookup(ids).to(env.device)
-        x = inputs
-        if not self.precompute:
-            x = augment_batch(x, idx, cfg.augment, self.cache.audio_config.sample_rate, cfg.seed, self.epoch)
-            x = self._logmel(x.to(env.device))
+        if self.precompute:
+            emb = model(inputs.to(env.device))
+            weights = [1.0]
+        else:
+            wave = augment_batch(inputs, idx, cfg.augment, self.cache.audio_config.sample_rate, cfg.seed, self.epoch)
+            wave = wave.to(env.device)
+            whole = self.windowing is None or cfg.stream_weight < 1.0
+            x = self._logmel(wave) if whole else None
+            windows = self._window_logmels(wave) if self.windowing is not None else None
             if cfg.stage == 2:
                 with torch.no_grad():
-                    x = self.student.features(x)
-        else:
-            x = x.to(env.device)
-        emb = model(x)
+                    x = self.student.features(x) if x is not None else None
+                    if windows is not None:
+                        b, w = windows.shape[:2]
+                        windows = self.student.features(windows.flatten(0, 1)).reshape(b, w, -1).mean(dim=1)
+            if windows is None:
+                emb, weights = model(x), [1.0]
+            else:
+                emb = model(x, windows)  # whole-clip rows first (when trained), then streamed rows
+                weights = [1.0 - cfg.stream_weight, cfg.stream_weight] if whole else [1.0]
         n_global = float(counts.sum())
         # DDP averages gradients over ranks, so scale each rank's sum by world/n_global.
-        loss = cosine_distillation_loss(emb, targets, normaliser=n_global / env.world_size)
+        parts = emb.split(len(ids))
+        loss = sum(w * cosine_distillation_loss(e, targets, normaliser=n_global / env.world_size)
+                   for w, e in zip(weights, parts))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         self.optimizer.step()
         with torch.no_grad():
-            return float(-cosine_similarity(emb.detach(), targets).sum())
+            return float(sum(-w * cosine_similarity(e.detach(), targets).sum() for w, e in zip(weights, parts)))
 
     # ------------------------------------------------------------ validation
     def validate(self) -> dict[str, Any]:
@@ -419,10 +480,21 @@ class _Run:
             else:
                 cos, n = mean_cosine(self.encode_eval, self.cache.lookup, self.val_set, env, bs, cfg.num_workers)
             out.update(val_cosine=cos, val_loss=(-cos if cos is not None else None), val_items=n)
+            if self.windowing is not None:
+                s_cos, agree, _ = stream_cosines(
+                    self.encode_eval, self.encode_stream, self.cache.lookup, self.val_set, env, bs, cfg.num_workers
+                )
+                out.update(val_stream_cosine=s_cos, val_stream_agreement=agree)
+                if cos is not None and s_cos is not None:  # monitor the loss that is trained
+                    w = cfg.stream_weight
+                    out["val_loss"] = -((1.0 - w) * cos + w * s_cos)
         if self.zeroshot is not None:
             classes = self.zeroshot.for_dims(self.cache.kept_dims, self.cache.dim)
             acc, n = zeroshot_accuracy(self.encode_eval, classes, self.zeroshot.dataset, env, bs, cfg.num_workers)
             out.update(zeroshot_acc=acc, zeroshot_items=n)
+            if self.windowing is not None:
+                acc, _ = zeroshot_accuracy(self.encode_stream, classes, self.zeroshot.dataset, env, bs, cfg.num_workers)
+                out.update(zeroshot_stream_acc=acc)
         _set_modes(self.student, cfg.stage)
         return out
 
@@ -492,6 +564,8 @@ class _Run:
             parts = [f"epoch {row['epoch']}/{cfg.epochs}", f"loss {train_loss:.4f}"]
             if metrics["val_cosine"] is not None:
                 parts.append(f"val cos {metrics['val_cosine']:.4f}")
+            if metrics.get("val_stream_agreement") is not None:
+                parts.append(f"streamed cos {metrics['val_stream_cosine']:.4f} (vs whole {metrics['val_stream_agreement']:.4f})")
             if metrics.get("zeroshot_acc") is not None:
                 parts.append(f"zero-shot {metrics['zeroshot_acc']:.3f}")
             print("  ".join(parts) + ("  (best)" if is_best else ""), flush=True)
@@ -507,7 +581,10 @@ class _Run:
                 self._compute_features("val", self.val_set)
         sync = cfg.sync_batchnorm and cfg.stage == 1
         with synchronised_batchnorm(self.student, env) if sync else nullcontext():
-            model: nn.Module = _Head(self.student) if cfg.stage == 2 else self.student
+            if self.windowing is not None:
+                model: nn.Module = _Streamed(self.student, cfg.stage, whole=cfg.stream_weight < 1.0)
+            else:
+                model = _Head(self.student) if cfg.stage == 2 else self.student
             if env.distributed:
                 model = wrap_ddp(model, env, sync_buffers=not sync)
             flag = StopFlag()

@@ -17,7 +17,7 @@ from tinyclap.errors import DataError
 from tinyclap.distill.ddp import DistEnv, all_reduce_sum
 from tinyclap.distill.losses import cosine_similarity
 
-__all__ = ["ZeroShotSet", "mean_cosine", "zeroshot_accuracy", "iterate_clips"]
+__all__ = ["ZeroShotSet", "mean_cosine", "stream_cosines", "zeroshot_accuracy", "iterate_clips"]
 
 Encode = Callable[[torch.Tensor], torch.Tensor]  # waveforms (B, S) on device -> (B, D)
 
@@ -79,6 +79,31 @@ def mean_cosine(
     total = all_reduce_sum(env, total)
     n = int(total[1])
     return (float(total[0] / n) if n else None), n
+
+
+@torch.no_grad()
+def stream_cosines(
+    encode: Encode, encode_stream: Encode, lookup: Callable[[Sequence[str]], torch.Tensor], dataset: Dataset,
+    env: DistEnv, batch_size: int, num_workers: int = 0,
+) -> tuple[float | None, float | None, int]:
+    """Mean cosine of the streamed embeddings to the teacher, and to the whole-clip ones; clip count.
+
+    The second figure is the streaming contract of issue #7: a device that
+    embeds a clip window by window should land where the whole clip does.
+    """
+    total = torch.zeros(3, dtype=torch.float64)
+    for batch in iterate_clips(dataset, env, batch_size, num_workers):
+        clips = batch.clips.to(env.device)
+        streamed = encode_stream(clips).float()
+        to_teacher = cosine_similarity(streamed, lookup(batch.ids).to(streamed.device))
+        to_whole = cosine_similarity(streamed, encode(clips).float())
+        total += torch.tensor([float(to_teacher.sum()), float(to_whole.sum()), float(len(batch.ids))],
+                              dtype=torch.float64)
+    total = all_reduce_sum(env, total)
+    n = int(total[2])
+    if not n:
+        return None, None, 0
+    return float(total[0] / n), float(total[1] / n), n
 
 
 @torch.no_grad()

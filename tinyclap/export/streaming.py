@@ -135,7 +135,7 @@ def plan_window(student: nn.Module, window_seconds: float | None = None) -> Wind
         raise WindowError(
             f"a {window_seconds:g} s window ({frames} frames after aligning to the student's stride of "
             f"{stride} frames) is not shorter than the student's {clip.clip_seconds:g} s clip "
-            f"({clip.n_frames} frames): export without --window"
+            f"({clip.n_frames} frames): use a shorter window, or none (whole clips)"
         )
     audio = clip.with_seconds(samples / clip.sample_rate)
     if audio.clip_samples != samples:  # float round trip; never seen, but the C side relies on it
