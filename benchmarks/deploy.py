@@ -8,7 +8,7 @@ windows) and prints:
 - parameters, int8 flash (the ``.tflite`` files), TFLM arena bytes (measured
   by TensorFlow Lite Micro), MACs per 5 s clip, and the fit for each target
   (flash: models + bank + labels + front-end tables + reserve; RAM: arenas +
-  audio window + reserve);
+  int16 audio window + pooled sum + reserve);
 - median CPU latency for one 5 s clip (log-mel precomputed, the clip's
   windows as one batch, then the head): torch fp32, ONNX fp32 and ONNX int8
   (onnxruntime), and the log-mel front end alone;
@@ -140,7 +140,7 @@ def student_rows(preset: str, args: argparse.Namespace, clip5: np.ndarray, targe
     flash["front-end tables"] = report["formats"].get("c", {}).get("frontend_table_bytes", 0)
     arenas = {n: m["tflm"].get("arena_bytes") for n, m in models.items()}
     ram = {f"arena {n}": a for n, a in arenas.items() if a is not None}
-    ram["audio window"] = 4 * windowing.samples
+    ram["audio window"] = 2 * windowing.samples  # int16 PCM, as tc_app_push_window takes it (pipeline._fit)
     ram["pooled sum"] = 4 * student.embed_width
     fits = {}
     for name in targets:

@@ -117,3 +117,31 @@ def test_missing_tflite_extra_names_the_install(monkeypatch, tmp_path):
         monkeypatch.setitem(sys.modules, name, None)  # also when another test imported it already
     with pytest.raises(TflmError, match=r"tflite-micro: pip install tinyclap\[tflite\]"):
         TflmModel(b"not used")
+
+
+def test_audio_window_is_counted_as_the_int16_pcm_the_c_app_takes():
+    """RAM counts the window at 2 bytes a sample because examples/mcu's tc_app_push_window takes int16 PCM
+    (the front end converts one n_fft frame at a time): the accounting and the C API must agree."""
+    import re
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from tinyclap.export.pipeline import _fit
+    from tinyclap.export.streaming import plan_window
+
+    header = (Path(__file__).resolve().parents[1] / "examples" / "mcu" / "tc_app.h").read_text()
+    assert re.search(r"\bint tc_app_push_window\(const int16_t \*window\);", header)
+    student = AudioStudent(TINY, TEST_AUDIO, frontend=False, device="meta")
+    bank = PromptBank(np.eye(TINY.dim, dtype=np.float32)[:4], list("abcd"), [["a"]] * 4, ["{}"], "t", 100.0, TINY.dim)
+    report = SimpleNamespace(data={"formats": {
+        "tflite-int8": {"models": {"features": {"bytes": 5000, "tflm": {"arena_bytes": 7000}},
+                                   "head": {"bytes": 900, "tflm": {"arena_bytes": 600}}}},
+        "c": {"frontend_table_bytes": 3000},
+    }})  # fmt: skip
+    for seconds in (None, 0.5):
+        windowing = plan_window(student, seconds)
+        fit = _fit(load_target("cortex-m4-512k"), report, bank, windowing, student, {"per_second": 1})
+        parts = fit.to_dict()["ram"]["parts"]
+        assert parts["audio window"] == 2 * windowing.samples == 2 * (32000 if seconds is None else 64 * 160)  # 2 s clip; 64 frames
+        assert parts.get("pooled sum") == (4 * TINY.embed_width if windowing.streaming else None)
+        assert fit.ram.used == 7000 + 600 + parts["audio window"] + parts.get("pooled sum", 0) + 16 * 1024

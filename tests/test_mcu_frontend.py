@@ -2,7 +2,8 @@
 
 Builds the host tools with the examples' Makefile (gcc, -std=c99 -Wall -Wextra
 -Werror -pedantic -Wconversion ...), runs them on real ESC-10 clips written as
-raw float32, and compares with the Python front end.
+raw float32 (the float API) or quantised to int16 PCM (the _i16 API that
+main_tflm.cc's tc_app_push_window uses), and compares with the Python front end.
 """
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ def c_logmel(tool: Path, wave: np.ndarray, n_mels: int, tmp: Path, mode: str = "
     np.ascontiguousarray(wave, dtype=np.float32).tofile(src)
     subprocess.run([str(tool), mode, str(src), str(dst)], check=True)
     return np.fromfile(dst, dtype=np.float32).reshape(-1, n_mels)
+
+
+def c_logmel_i16(tool: Path, pcm: np.ndarray, n_mels: int, tmp: Path, mode: str = "buffer_i16") -> np.ndarray:
+    src, dst = tmp / "in.s16", tmp / "out.f32"
+    np.ascontiguousarray(pcm, dtype=np.int16).tofile(src)  # native byte order, as the C side reads it
+    subprocess.run([str(tool), mode, str(src), str(dst)], check=True)
+    return np.fromfile(dst, dtype=np.float32).reshape(-1, n_mels)
+
+
+def to_pcm(wave: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """int16 PCM of a [-1, 1] waveform (full scale 32768), saturating as an ADC does."""
+    return np.clip(np.round(wave.astype(np.float64) * gain * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def py_logmel(wave: np.ndarray, c: AudioConfig) -> np.ndarray:
@@ -172,6 +185,69 @@ def test_frame_api_and_reflect_padding(n: int, esc10_files, tmp_path: Path, defa
     want = py_logmel(wave, c)
     loud = want >= want.max() - 80.0
     assert np.abs(by_buffer - want)[loud].max() <= 0.01
+
+
+# ---------------------------------------------------------------- int16 PCM entry points
+
+
+def test_c_int16_logmel_matches_python_on_real_clips(esc10_files, tmp_path: Path, default_tools: Path):
+    """tc_logmel_buffer_i16 on int16 PCM == LogMel on the same PCM / 32768, with the float path's
+    tolerances, and bit for bit what the float API gives on PCM / 32768 (the conversion is exact)."""
+    c = AudioConfig()
+    worst_all, worst_80 = 0.0, 0.0
+    clips = six_clips(esc10_files) + [p for p in esc10_files if p.name == HARDEST]
+    for path in clips:
+        pcm = to_pcm(load_audio(path, c.sample_rate))
+        wave = pcm.astype(np.float32) / np.float32(32768.0)
+        got = c_logmel_i16(default_tools / "logmel_host", pcm, c.n_mels, tmp_path)
+        want = py_logmel(wave, c)
+        assert got.shape == want.shape == (c.frames_for(len(pcm)), c.n_mels)
+        assert np.array_equal(got, c_logmel(default_tools / "logmel_host", wave, c.n_mels, tmp_path))
+        diff = np.abs(got - want)
+        loud = want >= want.max() - 80.0
+        worst_all = max(worst_all, float(diff.max()))
+        worst_80 = max(worst_80, float(diff[loud].max()))
+    print(f"\nC int16 path vs LogMel(pcm / 32768) on {len(clips)} clips: max {worst_all:.2e} dB everywhere, "
+          f"{worst_80:.2e} dB within 80 dB of peak")
+    assert worst_80 <= 0.01
+    assert worst_all <= 0.1
+
+
+def test_c_int16_full_scale_and_clipped_pcm(esc10_files, tmp_path: Path, default_tools: Path):
+    """Samples at -32768 and 32767 (a clip amplified into saturation) take the same path: no overflow."""
+    c = AudioConfig()
+    pcm = to_pcm(load_audio(esc10_files[40], c.sample_rate)[: c.sample_rate], gain=64.0)
+    assert pcm.min() == -32768 and pcm.max() == 32767  # really saturated
+    wave = pcm.astype(np.float32) / np.float32(32768.0)
+    got = c_logmel_i16(default_tools / "logmel_host", pcm, c.n_mels, tmp_path)
+    want = py_logmel(wave, c)
+    loud = want >= want.max() - 80.0
+    assert np.abs(got - want)[loud].max() <= 0.01
+    assert np.array_equal(got, c_logmel(default_tools / "logmel_host", wave, c.n_mels, tmp_path))
+    # Double precision build: same exact conversion, so the same agreement with float64 librosa.
+    got64 = c_logmel_i16(default_tools / "logmel_host_f64", pcm, c.n_mels, tmp_path)
+    assert np.abs(got64 - f64_logmel(wave, c)).max() <= 1e-4
+
+
+@pytest.mark.parametrize("n", [513, 1337, 4410])
+def test_int16_frame_api_and_reflect_padding(n: int, esc10_files, tmp_path: Path, default_tools: Path):
+    """tc_logmel_frame_i16 on numpy-padded PCM frames == tc_logmel_buffer_i16's own reflection, bit for bit."""
+    c = AudioConfig()
+    pcm = to_pcm(load_audio(esc10_files[3], c.sample_rate)[20000 : 20000 + n])
+    by_buffer = c_logmel_i16(default_tools / "logmel_host", pcm, c.n_mels, tmp_path)
+    by_frames = c_logmel_i16(default_tools / "logmel_host", reflect_frames(pcm, c), c.n_mels, tmp_path, "frames_i16")
+    assert by_buffer.shape == (c.frames_for(n), c.n_mels)
+    assert np.array_equal(by_buffer, by_frames)
+
+
+def test_int16_too_short_and_silence(tmp_path: Path, default_tools: Path):
+    src = tmp_path / "short.s16"
+    np.zeros(512, dtype=np.int16).tofile(src)
+    run = subprocess.run([str(default_tools / "logmel_host"), "buffer_i16", str(src), str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert run.returncode == 3 and "too short" in run.stderr
+    got = c_logmel_i16(default_tools / "logmel_host", np.zeros(2000, np.int16), 64, tmp_path)
+    assert np.all(got == np.float32(-100.0))
 
 
 def test_too_short_buffer_is_refused(tmp_path: Path, default_tools: Path):

@@ -1,7 +1,8 @@
 // main_tflm.cc - tinyclap zero-shot audio classification with TensorFlow Lite Micro.
 //
-// Streaming loop, per window of TC_WINDOW_SAMPLES samples:
-//   log-mel (tc_logmel.c, frame by frame, straight into the int8 input tensor)
+// Streaming loop, per window of TC_WINDOW_SAMPLES int16 PCM samples:
+//   log-mel (tc_logmel.c, frame by frame from the int16 samples, straight into
+//   the int8 input tensor; no float copy of the window)
 //   -> "features" model -> pooled vector, accumulated over windows
 // and when the caller asks for a label:
 //   mean pooled vector -> "head" model -> embedding -> int8 scores against the
@@ -12,7 +13,7 @@
 // Everything comes from the generated tinyclap_model.h / tinyclap_model.c
 // (tinyclap.export.mcu.write_c_model) and tc_logmel_config.h. The C API is in
 // tc_app.h. Build with -DTC_HOST_MAIN for a host program that classifies a raw
-// float32 file (Makefile target `tflm`). No dynamic allocation: the arenas
+// int16 PCM file (Makefile target `tflm`). No dynamic allocation: the arenas
 // and interpreters are static.
 
 #include <cmath>
@@ -300,12 +301,12 @@ extern "C" void tc_app_reset(void) {
   g_windows = 0;
 }
 
-extern "C" int tc_app_push_window(const float* window) {
+extern "C" int tc_app_push_window(const int16_t* window) {
   if (g_net0 == nullptr) return -1;
   TfLiteTensor* in = g_net0->input(0);
   float mel[TC_LOGMEL_N_MELS];
   for (size_t t = 0; t < TC_FRAMES_PER_WINDOW; ++t) {
-    if (tc_logmel_buffer_frame(&g_logmel, window, TC_WINDOW_SAMPLES, t, mel) != 0) return -1;
+    if (tc_logmel_buffer_frame_i16(&g_logmel, window, TC_WINDOW_SAMPLES, t, mel) != 0) return -1;
     PutFrame(in, t, mel);
   }
   if (g_net0->Invoke() != kTfLiteOk) {
@@ -385,13 +386,15 @@ extern "C" size_t tc_app_arena_used(int which) {
 #include <cstdio>
 #include <cstdlib>
 
-// Usage: main_tflm AUDIO.f32  (mono float32 at TC_MODEL_SAMPLE_RATE). Cuts
-// the audio as the device does and as tinyclap.export.streaming.cut_windows
-// does: windows back to back from the start, a tail shorter than a window
-// dropped, audio shorter than one window repeated to fill it. Prints the top 3.
+// Usage: main_tflm AUDIO.s16  (mono int16 PCM, native byte order, at
+// TC_MODEL_SAMPLE_RATE, e.g. `sox in.wav -r 44100 -c 1 -e signed -b 16 -t raw
+// AUDIO.s16`). Cuts the audio as the device does and as
+// tinyclap.export.streaming.cut_windows does: windows back to back from the
+// start, a tail shorter than a window dropped, audio shorter than one window
+// repeated to fill it. Prints the top 3.
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s AUDIO.f32\n", argv[0]);
+    std::fprintf(stderr, "usage: %s AUDIO.s16\n", argv[0]);
     return 1;
   }
   std::FILE* f = std::fopen(argv[1], "rb");
@@ -402,15 +405,15 @@ int main(int argc, char** argv) {
   std::fseek(f, 0, SEEK_END);
   const long bytes = std::ftell(f);
   std::fseek(f, 0, SEEK_SET);
-  const size_t n = bytes > 0 ? static_cast<size_t>(bytes) / sizeof(float) : 0;
-  float* wave = static_cast<float*>(std::malloc((n + 1) * sizeof(float)));  // host only
-  if (n == 0 || wave == nullptr || std::fread(wave, sizeof(float), n, f) != n) {
-    std::fprintf(stderr, "%s: no float32 samples\n", argv[1]);
+  const size_t n = bytes > 0 ? static_cast<size_t>(bytes) / sizeof(int16_t) : 0;
+  int16_t* wave = static_cast<int16_t*>(std::malloc((n + 1) * sizeof(int16_t)));  // host only
+  if (n == 0 || wave == nullptr || std::fread(wave, sizeof(int16_t), n, f) != n) {
+    std::fprintf(stderr, "%s: no int16 samples\n", argv[1]);
     return 2;
   }
   std::fclose(f);
   if (tc_app_init() != 0) return 3;
-  static float window[TC_WINDOW_SAMPLES];
+  static int16_t window[TC_WINDOW_SAMPLES];  // as a device's DMA buffer
   const size_t count = n <= TC_WINDOW_SAMPLES ? 1 : n / TC_WINDOW_SAMPLES;
   for (size_t w = 0; w < count; ++w) {
     for (size_t i = 0; i < TC_WINDOW_SAMPLES; ++i) {

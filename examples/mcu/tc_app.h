@@ -4,21 +4,27 @@
  * Implemented in main_tflm.cc with TensorFlow Lite Micro. Typical use from a
  * C main loop (STM32 HAL, Zephyr, ...):
  *
+ *     static int16_t window[TC_WINDOW_SAMPLES];    (tinyclap_model.h)
  *     if (tc_app_init() != 0) error();
  *     for (;;) {
- *         fill `window` with TC_WINDOW_SAMPLES mono float samples in [-1, 1]
- *             at TC_MODEL_SAMPLE_RATE (e.g. int16 PCM / 32768.0f);
+ *         fill `window` with TC_WINDOW_SAMPLES mono int16 PCM samples at
+ *             TC_MODEL_SAMPLE_RATE (I2S/SAI/PDM DMA; full scale 32768);
  *         tc_app_push_window(window);
  *         if (enough windows) {
  *             int label = tc_app_finish(top, 3, cos);
  *             printf("%s\n", tc_labels[label]);     (tinyclap_model.h)
  *         }
  *     }
+ *
+ * The window stays int16 (2 bytes a sample, the RAM that `tinyclap export
+ * --target` counts for it): the front end converts to float one n_fft frame
+ * at a time, inside its own work buffer.
  */
 #ifndef TC_APP_H
 #define TC_APP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,9 +37,11 @@ int tc_app_init(void);
 /* Forget the windows pushed so far (tc_app_finish also does this). */
 void tc_app_reset(void);
 
-/* Log-mel of one window (TC_WINDOW_SAMPLES samples, centre reflect padding)
- * -> features (or embedding) model -> accumulate. 0 on success. */
-int tc_app_push_window(const float *window);
+/* Log-mel of one window (TC_WINDOW_SAMPLES int16 PCM samples at
+ * TC_MODEL_SAMPLE_RATE, read as sample / 32768; centre reflect padding)
+ * -> features (or embedding) model -> accumulate. 0 on success. The window
+ * is only read, and not kept: it can be refilled as soon as this returns. */
+int tc_app_push_window(const int16_t *window);
 
 /* Finish the accumulated windows: mean pooled vector -> head model ->
  * embedding -> int8 scores against the bank. Returns the best label index

@@ -497,14 +497,21 @@ def _macs(student: nn.Module, windowing: Windowing) -> dict[str, Any]:
 def _fit(
     tgt: Target, report: ExportReport, bank: Any, windowing: Windowing, student: nn.Module, macs: dict[str, Any]
 ) -> FitReport:
-    """Flash: int8 models + int8 bank + label strings + front-end tables. RAM: TFLM arenas + buffers."""
+    """Flash: int8 models + int8 bank + label strings + front-end tables. RAM: TFLM arenas + buffers.
+
+    The buffers are the audio window as int16 PCM (what ``tc_app_push_window``
+    in examples/mcu/tc_app.h takes; the C front end converts to float only
+    inside its n_fft work buffer) and, when streaming, the float32 pooled sum.
+    """
     models = report.data["formats"]["tflite-int8"]["models"]
     flash = {f"model {n}": e["bytes"] for n, e in models.items()}
     flash["bank"] = int(bank.num_classes * bank.dim)  # int8, one scale (tinyclap.export.mcu.quantize_bank)
     flash["labels"] = sum(len(s.encode()) + 1 for s in bank.labels)
     flash["front-end tables"] = report.data["formats"]["c"]["frontend_table_bytes"]
     ram = {f"arena {n}": e["tflm"]["arena_bytes"] for n, e in models.items()}
-    ram["audio window"] = 4 * windowing.samples  # float32 samples, as tc_app_push_window takes them
+    # int16 PCM, as microphones deliver it and tc_app_push_window takes it: a float32
+    # copy of the window would double the largest buffer for nothing.
+    ram["audio window"] = 2 * windowing.samples
     if windowing.streaming:
         ram["pooled sum"] = 4 * int(student.embed_width)
     return check_fit(tgt, flash, ram, macs_per_second=macs["per_second"])

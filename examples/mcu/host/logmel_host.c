@@ -5,9 +5,13 @@
  *                                       (tc_logmel_buffer); OUT is (T, n_mels)
  *   logmel_host frames IN.f32 OUT.f32   IN holds T ready-made frames of n_fft
  *                                       samples (tc_logmel_frame on each)
+ *   logmel_host buffer_i16 IN.s16 OUT.f32   the same two on raw int16 PCM
+ *   logmel_host frames_i16 IN.s16 OUT.f32   (native byte order), through the
+ *                                       _i16 entry points
  *   logmel_host tables OUT.bin          the compiled tables, as tc_float_t:
  *                                       window, cos, sin, mel weights
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +22,20 @@
 
 static tc_logmel_t g_logmel; /* static, as on a device */
 
-static int run_buffer(const char *in, const char *out)
+/* Whole buffer: float32 samples, or int16 PCM when i16 is set. */
+static int run_buffer(const char *in, const char *out, int i16)
 {
     size_t bytes;
-    float *wave = (float *)host_read_file(in, &bytes);
-    const size_t n = bytes / sizeof(float);
+    void *wave = host_read_file(in, &bytes);
+    const size_t n = bytes / (i16 ? sizeof(int16_t) : sizeof(float));
     const size_t frames = tc_logmel_frames(n);
     float *mel = (float *)malloc(frames * TC_LOGMEL_N_MELS * sizeof(float));
     long got;
     if (mel == NULL) {
         return 2;
     }
-    got = tc_logmel_buffer(&g_logmel, wave, n, mel, frames);
+    got = i16 ? tc_logmel_buffer_i16(&g_logmel, (const int16_t *)wave, n, mel, frames)
+              : tc_logmel_buffer(&g_logmel, (const float *)wave, n, mel, frames);
     if (got < 0) {
         fprintf(stderr, "%s: %lu samples is too short for n_fft=%d\n", in, (unsigned long)n,
                 TC_LOGMEL_N_FFT);
@@ -41,18 +47,25 @@ static int run_buffer(const char *in, const char *out)
     return 0;
 }
 
-static int run_frames(const char *in, const char *out)
+/* Ready-made frames of n_fft samples: float32, or int16 PCM when i16 is set. */
+static int run_frames(const char *in, const char *out, int i16)
 {
     size_t bytes;
-    float *frames = (float *)host_read_file(in, &bytes);
-    const size_t t_count = bytes / (TC_LOGMEL_N_FFT * sizeof(float));
+    void *frames = host_read_file(in, &bytes);
+    const size_t t_count = bytes / (TC_LOGMEL_N_FFT * (i16 ? sizeof(int16_t) : sizeof(float)));
     float *mel = (float *)malloc((t_count + 1) * TC_LOGMEL_N_MELS * sizeof(float));
     size_t t;
     if (mel == NULL) {
         return 2;
     }
     for (t = 0; t < t_count; ++t) {
-        tc_logmel_frame(&g_logmel, frames + t * TC_LOGMEL_N_FFT, mel + t * TC_LOGMEL_N_MELS);
+        if (i16) {
+            tc_logmel_frame_i16(&g_logmel, (const int16_t *)frames + t * TC_LOGMEL_N_FFT,
+                                mel + t * TC_LOGMEL_N_MELS);
+        } else {
+            tc_logmel_frame(&g_logmel, (const float *)frames + t * TC_LOGMEL_N_FFT,
+                            mel + t * TC_LOGMEL_N_MELS);
+        }
     }
     host_write_file(out, mel, t_count * TC_LOGMEL_N_MELS * sizeof(float));
     free(mel);
@@ -81,14 +94,21 @@ int main(int argc, char **argv)
 {
     tc_logmel_init(&g_logmel);
     if (argc == 4 && strcmp(argv[1], "buffer") == 0) {
-        return run_buffer(argv[2], argv[3]);
+        return run_buffer(argv[2], argv[3], 0);
     }
     if (argc == 4 && strcmp(argv[1], "frames") == 0) {
-        return run_frames(argv[2], argv[3]);
+        return run_frames(argv[2], argv[3], 0);
+    }
+    if (argc == 4 && strcmp(argv[1], "buffer_i16") == 0) {
+        return run_buffer(argv[2], argv[3], 1);
+    }
+    if (argc == 4 && strcmp(argv[1], "frames_i16") == 0) {
+        return run_frames(argv[2], argv[3], 1);
     }
     if (argc == 3 && strcmp(argv[1], "tables") == 0) {
         return run_tables(argv[2]);
     }
-    fprintf(stderr, "usage: %s buffer|frames IN.f32 OUT.f32 | tables OUT.bin\n", argv[0]);
+    fprintf(stderr, "usage: %s buffer|frames IN.f32 OUT.f32 | buffer_i16|frames_i16 IN.s16 OUT.f32 | tables OUT.bin\n",
+            argv[0]);
     return 1;
 }

@@ -66,6 +66,10 @@ static void spectrum_to_logmel(tc_logmel_t *st, float out[TC_LOGMEL_N_MELS])
     }
 }
 
+/* int16 PCM full scale: x / 32768 is exact (a power of two), so the int16
+ * entry points give bit for bit what the float ones give on x / 32768.0f. */
+#define TC_I16_SCALE ((tc_float_t)(1.0f / 32768.0f))
+
 void tc_logmel_frame(tc_logmel_t *st, const float *frame, float out[TC_LOGMEL_N_MELS])
 {
     size_t i;
@@ -75,33 +79,65 @@ void tc_logmel_frame(tc_logmel_t *st, const float *frame, float out[TC_LOGMEL_N_
     spectrum_to_logmel(st, out);
 }
 
+void tc_logmel_frame_i16(tc_logmel_t *st, const int16_t *frame, float out[TC_LOGMEL_N_MELS])
+{
+    size_t i;
+    for (i = 0; i < TC_LOGMEL_N_FFT; ++i) {
+        st->buf[i] = ((tc_float_t)frame[i] * TC_I16_SCALE) * tc_logmel_window[i];
+    }
+    spectrum_to_logmel(st, out);
+}
+
 size_t tc_logmel_frames(size_t n_samples)
 {
     return n_samples / TC_LOGMEL_HOP + 1;
 }
 
+/* Index into the n-sample buffer of sample j of frame t of the padded signal.
+ * Sample i of the padded signal is wave[i - n_fft/2], reflected at both ends
+ * without repeating the edge sample (numpy / torch "reflect"). */
+static size_t reflect_src(size_t n, size_t t, size_t j)
+{
+    const size_t pad = TC_HALF_FFT;
+    const size_t padded = t * TC_LOGMEL_HOP + j;
+    if (padded < pad) {
+        return pad - padded; /* reflect about wave[0] */
+    }
+    if (padded - pad < n) {
+        return padded - pad;
+    }
+    return 2 * (n - 1) - (padded - pad); /* reflect about wave[n-1] */
+}
+
+/* Whether frame t of an n-sample buffer can be built (see tc_logmel.h). */
+static int frame_ok(size_t n, size_t t)
+{
+    return n > TC_HALF_FFT && t < tc_logmel_frames(n);
+}
+
 int tc_logmel_buffer_frame(tc_logmel_t *st, const float *wave, size_t n, size_t t,
                            float out[TC_LOGMEL_N_MELS])
 {
-    /* Sample i of the padded signal is wave[i - n_fft/2], reflected at both
-     * ends without repeating the edge sample (numpy / torch "reflect"). */
-    const size_t pad = TC_HALF_FFT;
-    const size_t first = t * TC_LOGMEL_HOP; /* padded index of the frame's first sample */
     size_t j;
-    if (n <= pad || t >= tc_logmel_frames(n)) {
+    if (!frame_ok(n, t)) {
         return -1;
     }
     for (j = 0; j < TC_LOGMEL_N_FFT; ++j) {
-        const size_t padded = first + j;
-        size_t src;
-        if (padded < pad) {
-            src = pad - padded; /* reflect about wave[0] */
-        } else if (padded - pad < n) {
-            src = padded - pad;
-        } else {
-            src = 2 * (n - 1) - (padded - pad); /* reflect about wave[n-1] */
-        }
-        st->buf[j] = (tc_float_t)wave[src] * tc_logmel_window[j];
+        st->buf[j] = (tc_float_t)wave[reflect_src(n, t, j)] * tc_logmel_window[j];
+    }
+    spectrum_to_logmel(st, out);
+    return 0;
+}
+
+int tc_logmel_buffer_frame_i16(tc_logmel_t *st, const int16_t *wave, size_t n, size_t t,
+                               float out[TC_LOGMEL_N_MELS])
+{
+    size_t j;
+    if (!frame_ok(n, t)) {
+        return -1;
+    }
+    for (j = 0; j < TC_LOGMEL_N_FFT; ++j) {
+        st->buf[j] = ((tc_float_t)wave[reflect_src(n, t, j)] * TC_I16_SCALE) * tc_logmel_window[j];
     }
     spectrum_to_logmel(st, out);
     return 0;
@@ -117,6 +153,20 @@ long tc_logmel_buffer(tc_logmel_t *st, const float *wave, size_t n, float *out,
     }
     for (t = 0; t < frames; ++t) {
         (void)tc_logmel_buffer_frame(st, wave, n, t, out + t * TC_LOGMEL_N_MELS);
+    }
+    return (long)frames;
+}
+
+long tc_logmel_buffer_i16(tc_logmel_t *st, const int16_t *wave, size_t n, float *out,
+                          size_t max_frames)
+{
+    const size_t frames = tc_logmel_frames(n);
+    size_t t;
+    if (n <= TC_HALF_FFT || frames > max_frames) {
+        return -1;
+    }
+    for (t = 0; t < frames; ++t) {
+        (void)tc_logmel_buffer_frame_i16(st, wave, n, t, out + t * TC_LOGMEL_N_MELS);
     }
     return (long)frames;
 }

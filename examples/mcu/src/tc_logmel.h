@@ -7,7 +7,12 @@
  *
  * No dynamic allocation: the only working memory is the caller's
  * tc_logmel_t (n_fft values, 4 KB for the default n_fft = 1024, float32),
- * which can be a static variable. All tables (window, FFT twiddles, sparse
+ * which can be a static variable. Every entry point comes in a float flavour
+ * (samples in [-1, 1]) and an int16 one (_i16: PCM as a microphone's I2S/PDM
+ * path delivers it, full scale 32768). The int16 ones convert each sample
+ * (x / 32768, exact) as they copy it into the n_fft work buffer, so no float
+ * copy of the audio ever exists, and give bit for bit what the float ones
+ * give on the same samples / 32768. All tables (window, FFT twiddles, sparse
  * mel weights) are const arrays generated from Python into
  * tc_logmel_tables.h, so they live in flash, cost no boot time and are
  * bit-identical to the Python front end's.
@@ -20,6 +25,7 @@
 #define TC_LOGMEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tc_logmel_config.h"
 #include "tc_rfft.h"
@@ -45,6 +51,9 @@ int tc_logmel_init(tc_logmel_t *st);
  */
 void tc_logmel_frame(tc_logmel_t *st, const float *frame, float out[TC_LOGMEL_N_MELS]);
 
+/* tc_logmel_frame on int16 PCM (sample / 32768). */
+void tc_logmel_frame_i16(tc_logmel_t *st, const int16_t *frame, float out[TC_LOGMEL_N_MELS]);
+
 /* Frames tc_logmel_buffer makes from n samples: n / hop + 1 (as in Python). */
 size_t tc_logmel_frames(size_t n_samples);
 
@@ -58,6 +67,10 @@ size_t tc_logmel_frames(size_t n_samples);
 int tc_logmel_buffer_frame(tc_logmel_t *st, const float *wave, size_t n, size_t t,
                            float out[TC_LOGMEL_N_MELS]);
 
+/* tc_logmel_buffer_frame on int16 PCM (sample / 32768). */
+int tc_logmel_buffer_frame_i16(tc_logmel_t *st, const int16_t *wave, size_t n, size_t t,
+                               float out[TC_LOGMEL_N_MELS]);
+
 /*
  * Log-mel of a whole buffer (a clip or one streaming window), row-major
  * (frames, TC_LOGMEL_N_MELS) into `out`, which holds max_frames rows.
@@ -66,6 +79,10 @@ int tc_logmel_buffer_frame(tc_logmel_t *st, const float *wave, size_t n, size_t 
  */
 long tc_logmel_buffer(tc_logmel_t *st, const float *wave, size_t n, float *out,
                       size_t max_frames);
+
+/* tc_logmel_buffer on int16 PCM (sample / 32768). */
+long tc_logmel_buffer_i16(tc_logmel_t *st, const int16_t *wave, size_t n, float *out,
+                          size_t max_frames);
 
 #ifdef __cplusplus
 }
