@@ -71,7 +71,7 @@ def test_overflow_error_names_what_and_by_how_much(run):
         assert r["over"] == r["used"] - r["budget"] > 0
         assert f"{name} over by" in msg
     ram = target["ram"]["parts"]
-    assert ram["audio window"] == 4 * 64 * 160  # float32 window of 64 frames at hop 160
+    assert ram["audio window"] == 2 * 64 * 160  # int16 PCM window (tc_app_push_window) of 64 frames at hop 160
     assert ram["arena features"] == run["report"]["formats"]["tflite-int8"]["models"]["features"]["tflm"]["arena_bytes"]
     # Everything was written before the error: models, C sources, report.
     for name in ("features.int8.tflite", "head.int8.tflite", "c/tinyclap_model.c", "c/tinyclap_model.h"):
