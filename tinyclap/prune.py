@@ -292,6 +292,24 @@ def student_bank(student: nn.Module, bank: PromptBank) -> PromptBank:
     return bank
 
 
+def _check_same_teacher(cache: Any, bank: PromptBank) -> None:
+    """Refuse a bank and a cache from different teachers: matched by identity, so moved run folders still pair."""
+    if cache is None or not hasattr(cache, "teacher_name"):
+        return  # a bare array-like cache (benchmarks) records no teacher
+    from tinyclap.teachers.identity import identity_of_name, same_teacher
+
+    # Banks record the teacher's name; a `local:` name is resolved to its files' identity while they exist.
+    bank_id = getattr(bank, "teacher_id", None)
+    cache_id = getattr(cache, "teacher_id", None)
+    if not same_teacher(cache.teacher_name, cache_id, bank.teacher, bank_id):
+        shown = bank_id or identity_of_name(bank.teacher)
+        raise PruneError(
+            f"the cache holds embeddings of teacher {cache.teacher_name!r}{f' [{cache_id}]' if cache_id else ''} "
+            f"but the bank was built by {bank.teacher!r}{f' [{shown}]' if shown else ''}: "
+            "a different teacher (other weights or config)"
+        )
+
+
 def prune(
     student: nn.Module,
     bank: PromptBank,
@@ -323,8 +341,7 @@ def prune(
 
         cache = EmbeddingCache.open(cache)
     sbank = student_bank(student, bank)
-    if cache is not None and getattr(cache, "teacher_name", bank.teacher) != bank.teacher:
-        raise PruneError(f"the cache holds {cache.teacher_name!r} embeddings but the bank is {bank.teacher!r}'s")
+    _check_same_teacher(cache, bank)
     if (k is None) == (flash_bytes is None):
         raise PruneError("give exactly one of k (dims to keep) or flash_bytes (a budget)")
     if k is None:

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 
 def _key_value(text: str) -> tuple[str, Any]:
+    import yaml  # here, not at the top: `tinyclap --help` imports every verb module
+
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
@@ -62,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _read_dims(path: Path) -> list[int]:
     text = path.read_text().strip()
+    import yaml
+
     values = yaml.safe_load(text) if text.startswith("[") else [int(x) for x in text.split()]
     return [int(v) for v in values]
 
@@ -109,7 +111,7 @@ def _zeroshot(args: argparse.Namespace, cache: Any) -> Any:
         bank = PromptBank.build(load_teacher(args.zeroshot_teacher), data.class_names)
     else:
         raise ValueError("--zeroshot-data needs --zeroshot-bank FILE or --zeroshot-teacher NAME")
-    if bank.teacher != cache.teacher_name:
+    if not cache.matches(bank.teacher, getattr(bank, "teacher_id", None)):  # by identity: moved runs still match
         print(f"note: prompt bank from teacher {bank.teacher!r}, cache from {cache.teacher_name!r}")
     return (bank, data)
 

@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -77,6 +75,8 @@ def format_report(audio: Any, text: Any, files: Sequence[str], prompts: Sequence
             head = " ".join(f"{v:+.4f}" for v in row[:n_values])
             lines.append(f"  {name}: [{head}{' ...' if len(row) > n_values else ''}]")
     if audio is not None and text is not None:
+        import numpy as np  # here, not at the top: `tinyclap --help` imports every verb module
+
         cos = (audio @ text.T).numpy()  # both unit-norm: dot product is the cosine
         lines.append("cosine (rows: audio, columns: text):")
         lines.append("  " + " | ".join(f"{p}" for p in prompts))

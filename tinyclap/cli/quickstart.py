@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from tinyclap.quickstart import QuickstartOptions, run_quickstart
+# The options dataclass only (its module imports no torch); the pipeline is imported by run().
+from tinyclap.quickstart.options import QuickstartOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tinyclap.quickstart import run_quickstart
+
     opts = QuickstartOptions(
         out=args.out, data=args.data, eval_data=args.eval_data, target=args.target,
         student_preset=args.student_preset, n_train=args.n_train, n_eval=args.n_eval,

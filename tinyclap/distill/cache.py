@@ -13,7 +13,15 @@ consecutive items. A shard is committed by writing its ``.npy`` and then its
 interrupted build keeps its finished shards and a re-run fills in the rest.
 The index is written before the first shard (``complete: false``), so a second
 run with another teacher or front end is refused even if the first never
-finished. The config hash is ``sha256(teacher name | AudioConfig.digest() | dim)``.
+finished. The config hash is ``sha256(teacher identity | AudioConfig.digest() | dim)``.
+
+The teacher is recorded twice: ``teacher`` (its name, for messages) and
+``teacher_id`` (:func:`tinyclap.teachers.identity.teacher_identity`, a digest of
+its config and weights). Matching goes by ``teacher_id``, so a run folder that
+was moved or copied still matches the teacher it was built with. Caches written
+before ``teacher_id`` existed hashed the name instead; they still open and
+resume, matched by name (or by the identity of the ``local:`` files the name
+points at, while they exist).
 
 Under ``torchrun`` every rank builds the shards ``k`` with ``k % world == rank``
 and rank 0 writes the final index.
@@ -35,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tinyclap.audio import AudioConfig
 from tinyclap.errors import TinyClapError
 from tinyclap.io import atomic_path, read_json, write_json
+from tinyclap.teachers.identity import identity_of_name, same_teacher, teacher_identity
 
 from tinyclap.distill.ddp import DistEnv, barrier, setup
 from tinyclap.distill.sources import as_dataset, audio_config_of, dataset_ids, describe
@@ -62,9 +71,10 @@ class CacheMismatchError(CacheError):
     """An attempt to mix teachers, front ends or data plans in one cache folder."""
 
 
-def config_hash(teacher_name: str, audio_config: AudioConfig, dim: int) -> str:
-    """What a cache's embeddings depend on: teacher, front end (window length included) and D."""
-    blob = f"{teacher_name}|{audio_config.digest()}|{int(dim)}".encode()
+def config_hash(teacher_id: str, audio_config: AudioConfig, dim: int) -> str:
+    """What a cache's embeddings depend on: teacher (its identity; its name in old caches), front end
+    (window length included) and D."""
+    blob = f"{teacher_id}|{audio_config.digest()}|{int(dim)}".encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -142,14 +152,17 @@ class EmbeddingCache:
     """A finished cache folder, opened read-only and verified (see module docstring).
 
     ``ids`` (list of clip ids), ``embeddings`` ((N, D) :class:`ShardedArray`),
-    ``teacher_name``, ``audio_config``, ``dim``, ``config_hash``, ``lookup(ids)``.
-    :meth:`select` gives a view restricted to some latent dimensions (pruning).
+    ``teacher_name``, ``teacher_id`` (None in caches older than identities),
+    ``audio_config``, ``dim``, ``config_hash``, ``lookup(ids)``.
+    :meth:`select` gives a view restricted to some latent dimensions (pruning);
+    :meth:`matches` / :meth:`check_teacher` compare the cache's teacher with another.
     """
 
     def __init__(self, root: Path, index: dict[str, Any], shards: list[np.ndarray], ids: list[str]):
         self.root = root
         self.index = index
         self.teacher_name: str = index["teacher"]
+        self.teacher_id: str | None = index.get("teacher_id")
         self.teacher_licence: str = index.get("teacher_licence", "")
         self.logit_scale: float | None = index.get("logit_scale")
         self.audio_config = AudioConfig.from_dict(index["audio_config"])
@@ -200,6 +213,22 @@ class EmbeddingCache:
         if len(ids) != index["count"]:
             raise CacheError(f"{root}: index says {index['count']} embeddings, shards hold {len(ids)}")
         return cls(root, index, shards, ids)
+
+    # ------------------------------------------------------------------ teacher
+    def matches(self, name: str, identity: str | None = None) -> bool:
+        """Whether a teacher (or a record of one: a bank, a checkpoint) with ``name`` / ``identity``
+        is the teacher these embeddings came from (see :func:`~tinyclap.teachers.identity.same_teacher`)."""
+        return same_teacher(self.teacher_name, self.teacher_id, str(name), identity)
+
+    def check_teacher(self, teacher: Any) -> None:
+        """Raise :class:`CacheMismatchError` unless ``teacher`` is the one that built this cache."""
+        identity = teacher_identity(teacher)
+        if not self.matches(str(teacher.name), identity):
+            raise CacheMismatchError(
+                f"{self.root}: holds embeddings of teacher {self.teacher_name!r} "
+                f"[{self.teacher_id or 'no recorded identity'}], not of {teacher.name!r} [{identity}] "
+                "(other weights or config); build a cache with this teacher (`tinyclap cache`)"
+            )
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -297,15 +326,17 @@ def _plan(teacher: Any, dataset: Dataset, audio_config: AudioConfig, shard_size:
     dim = int(teacher.dim)
     total = len(dataset)
     ids = dataset_ids(dataset)
+    identity = teacher_identity(teacher)
     return {
         "format": FORMAT,
         "version": VERSION,
         "teacher": str(teacher.name),
+        "teacher_id": identity,
         "teacher_licence": str(getattr(teacher, "licence", "")),
         "logit_scale": _float_or_none(getattr(teacher, "logit_scale", None)),
         "dim": dim,
         "audio_config": audio_config.to_dict(),
-        "config_hash": config_hash(str(teacher.name), audio_config, dim),
+        "config_hash": config_hash(identity, audio_config, dim),
         "data": describe(dataset),
         "data_digest": _ids_digest(ids, total),
         "items": total,
@@ -319,17 +350,31 @@ def _float_or_none(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
-def _check_plan(root: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
-    if old.get("config_hash") != new["config_hash"]:
+def _check_plan(root: Path, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a resume with another teacher, front end or data; returns the plan to finish with.
+
+    The returned plan keeps the existing index's teacher record (name, identity,
+    config hash): finishing a moved cache does not rewrite what it was built with,
+    and an old name-hashed cache stays name-hashed, so a distillation state that
+    recorded its hash still resumes.
+    """
+    same = _same_teacher(old, new)
+    # Hashed as the old index hashed its teacher: by identity, or by name before identities.
+    key = str(old.get("teacher_id") or old.get("teacher", ""))
+    expected = config_hash(key, AudioConfig.from_dict(new["audio_config"]), new["dim"])
+    if not same or old.get("config_hash") != expected:
         old_ac = old.get("audio_config")
+        # Names alone can be equal for other weights (a teacher retrained in place): show identities too.
+        old_id = f" [{old['teacher_id']}]" if old.get("teacher_id") and not same else ""
+        new_id = f" [{new['teacher_id']}]" if not same else ""
         what = (
-            f"teacher {old.get('teacher')!r} (dim {old.get('dim')})"
-            if old.get("teacher") != new["teacher"] or old.get("dim") != new["dim"]
+            f"teacher {old.get('teacher')!r}{old_id} (dim {old.get('dim')})"
+            if not same or old.get("dim") != new["dim"]
             else f"another front end ({old_ac})"
         )
         raise CacheMismatchError(
             f"{root}: holds embeddings of {what}; refusing to mix them with "
-            f"teacher {new['teacher']!r} at {new['audio_config']}. Use another --out."
+            f"teacher {new['teacher']!r}{new_id} at {new['audio_config']}. Use another --out."
         )
     for key in ("data_digest", "items", "shard_size"):
         if old.get(key) != new[key]:
@@ -338,6 +383,22 @@ def _check_plan(root: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
                 f"shard size {old.get('shard_size')}, data {old.get('data')!r}); now {new['items']} items, "
                 f"shard size {new['shard_size']}. Re-run with the same --data, or use another --out."
             )
+    kept = {k: old[k] for k in _TEACHER_KEYS if k in old}
+    plan = {k: v for k, v in new.items() if k not in _TEACHER_KEYS}
+    return {**plan, **kept}
+
+
+# What an index records about its teacher; a resumed build keeps the first run's record.
+_TEACHER_KEYS = ("teacher", "teacher_id", "teacher_licence", "logit_scale", "config_hash")
+
+
+def _same_teacher(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """The started cache's teacher is the new plan's: by identity, or for old indexes by name."""
+    if old.get("teacher_id"):
+        return old["teacher_id"] == new["teacher_id"]
+    # Written before identities: same name, or the local files that name points at are the new teacher.
+    name = str(old.get("teacher", ""))
+    return name == new["teacher"] or identity_of_name(name) == new["teacher_id"]
 
 
 def _finished(root: Path, k: int) -> bool:
@@ -426,7 +487,7 @@ def build_cache(
         raise CacheError(f"{describe(dataset)}: no items to embed")
     index_path = root / INDEX_NAME
     if index_path.is_file():
-        _check_plan(root, _read_index(index_path), plan)
+        plan = _check_plan(root, _read_index(index_path), plan)
     elif root.exists() and any(root.iterdir()):
         raise CacheError(f"{root}: folder exists and is not an embedding cache; choose an empty --out")
     barrier(env)  # every rank has checked before rank 0 writes

@@ -109,6 +109,9 @@ class TextTower(nn.Module):
 
     def __init__(self, ref: str | Path | None = None, *, weights: bool = True):
         super().__init__()
+        from tinyclap._quiet import quiet_torchao_noise
+
+        quiet_torchao_noise()  # transformers imports torchao when installed; drop its harmless import noise
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         path = resolve_text_model(ref)

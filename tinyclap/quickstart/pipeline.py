@@ -19,40 +19,18 @@ from __future__ import annotations
 import shutil
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tinyclap.audio import AudioConfig
 from tinyclap.errors import TinyClapError
+from tinyclap.quickstart.options import QuickstartOptions
 from tinyclap.quickstart.steps import Step, StepRunner
 
 __all__ = ["QuickstartOptions", "run_quickstart", "UNSEEN_FAMILIES"]
 
 # Families no model ever trains on: the teacher's text tower alone knows them.
 UNSEEN_FAMILIES = ("bell", "dog bark", "knocking")
-
-
-@dataclass
-class QuickstartOptions:
-    """What the quickstart runs on; recorded so a re-run can reuse finished steps."""
-
-    out: str = "runs/quickstart"
-    data: list[str] = field(default_factory=list)  # training specs; empty: synth without UNSEEN_FAMILIES
-    eval_data: list[str] = field(default_factory=list)  # labelled held-out specs; empty: synth seen + unseen
-    n_train: int = 1200  # synth clips for training (when --data is not given)
-    n_eval: int = 300  # synth clips for each evaluation set
-    pretrain_recipe: str = "quick"
-    pretrain_epochs: int = 8
-    teacher_dim: int = 512  # wider than the device needs, so pruning has work to do
-    student_preset: str = "mcu_cortex_m4"  # trains in minutes on a CPU; fits stm32h7 many times over
-    distill_preset: str = "quick"
-    distill_epochs: int = 12
-    target: str = "stm32h7"
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _spec_list(specs: list[str]) -> list[str]:
@@ -80,12 +58,21 @@ class Quickstart:
         self.opts = opts
         self.out = Path(opts.out)
         self.train_specs, self.eval_specs = default_specs(opts)
-        self.runner = StepRunner(self.out, opts.to_dict())
+        # `out` only names the folder: a run folder moved or copied elsewhere resumes.
+        self.runner = StepRunner(self.out, opts.to_dict(), location_keys=("out",))
 
     # --------------------------------------------------------------- helpers
     @property
     def teacher_dir(self) -> Path:
         return self.out / "teacher"
+
+    def recorded_path(self, step: str, path: str) -> Path:
+        """A path step ``step`` recorded, inside this run folder even if the folder has moved since."""
+        ran_in = self.runner.ran_in(step) or Path(self.runner.record["options"].get("out", self.out))
+        try:
+            return self.out / Path(path).relative_to(ran_in)
+        except ValueError:  # recorded outside the run folder: use it as it is
+            return Path(path)
 
     def teacher(self) -> Any:
         from tinyclap.teachers.registry import load_teacher
@@ -181,7 +168,7 @@ class Quickstart:
         from tinyclap.prune import prune
         from tinyclap.students import load_student
 
-        student = load_student(self.runner.summary("student")["best"])
+        student = load_student(self.recorded_path("student", self.runner.summary("student")["best"]))
         bank = PromptBank.load(self.out / "bank.npz")
         # Distilled against the whole teacher space, the projection outgrows the
         # flash budget the preset was fitted for; keep the dims that fit it again.
@@ -198,7 +185,7 @@ class Quickstart:
         from tinyclap.errors import BudgetError
         from tinyclap.export.pipeline import export_student
 
-        pruned = self.runner.summary("prune")["paths"]
+        pruned = {k: self.recorded_path("prune", v) for k, v in self.runner.summary("prune")["paths"].items()}
         try:
             result = export_student(pruned["student"], pruned["bank"], self.out / "export",
                                     formats=_available_formats(), calibration=self.eval_specs["seen"]
@@ -217,8 +204,8 @@ class Quickstart:
         from tinyclap.students import load_student
 
         teacher = self.teacher()
-        student = load_student(self.runner.summary("student")["best"])
-        pruned = load_student(self.runner.summary("prune")["paths"]["student"])
+        student = load_student(self.recorded_path("student", self.runner.summary("student")["best"]))
+        pruned = load_student(self.recorded_path("prune", self.runner.summary("prune")["paths"]["student"]))
         models: dict[str, Any] = {"teacher": teacher, "student": student, "pruned": pruned}
         int8 = self.out / "export" / "embed.int8.onnx"
         if int8.is_file():

@@ -33,16 +33,20 @@ class Step:
 class StepRunner:
     """Runs steps in order, skipping those already finished in ``out_dir``."""
 
-    def __init__(self, out_dir: Path, options: dict[str, Any], stream: Any = None):
+    def __init__(self, out_dir: Path, options: dict[str, Any], stream: Any = None,
+                 location_keys: tuple[str, ...] = ()):
+        """``location_keys``: options that say where the run folder is, not what it computes
+        (``out``); a folder moved or copied elsewhere resumes although they changed."""
         self.out_dir = out_dir
         self.record_path = out_dir / "steps.json"
         self.stream = stream or sys.stderr
         self.record: dict[str, Any] = {"options": options, "steps": {}}
         if self.record_path.is_file():
             old = read_json(self.record_path)
-            if old.get("options") != options:
-                changed = sorted(k for k in set(options) | set(old.get("options", {}))
-                                 if options.get(k) != old.get("options", {}).get(k))
+            old_options = old.get("options", {})
+            changed = sorted(k for k in set(options) | set(old_options)
+                             if options.get(k) != old_options.get(k) and k not in location_keys)
+            if changed:
                 raise OptionsChangedError(
                     f"{out_dir} was made with other options ({', '.join(changed)}); "
                     "pass another --out, or --fresh to start this folder over"
@@ -55,6 +59,11 @@ class StepRunner:
 
     def done(self, key: str) -> bool:
         return key in self.record["steps"]
+
+    def ran_in(self, key: str) -> Path | None:
+        """The run folder as it was named when step ``key`` ran (None in records older than this field)."""
+        out = self.record["steps"][key].get("out")
+        return Path(out) if out is not None else None
 
     def run(self, steps: list[Step]) -> dict[str, Any]:
         """Run every step not yet finished; returns the full record."""
@@ -69,7 +78,8 @@ class StepRunner:
             start = time.perf_counter()
             summary = step.run()
             seconds = time.perf_counter() - start
-            self.record["steps"][step.key] = {"title": step.title, "seconds": seconds, "summary": summary}
+            self.record["steps"][step.key] = {"title": step.title, "seconds": seconds, "summary": summary,
+                                              "out": str(self.out_dir)}
             write_json(self.record_path, self.record)
             print(f"{head}: done in {seconds:.0f} s", file=self.stream, flush=True)
         return self.record

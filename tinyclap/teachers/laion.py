@@ -25,6 +25,7 @@ and we make both deterministic:
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tinyclap._quiet import quiet_torchao_noise
 from tinyclap.audio import AudioConfig
 from tinyclap.errors import CheckpointError
 from tinyclap.teachers.base import as_batch
@@ -88,6 +90,7 @@ class LaionClapTeacher:
         cls, id_or_dir: str | Path, device: str | torch.device = "cpu", batch_size: int = 16
     ) -> "LaionClapTeacher":
         """Load a hub id or a local folder (see :mod:`tinyclap.teachers.weights` for the lookup order)."""
+        quiet_torchao_noise()  # transformers imports torchao when installed; drop its harmless import noise
         from transformers import ClapModel, ClapProcessor
 
         name = str(id_or_dir)
@@ -106,6 +109,17 @@ class LaionClapTeacher:
             name = str(Path(name).expanduser().resolve())
         licence = _card_licence(Path(source)) if local else LAION_LICENCE
         return cls(model, processor, name=name, device=device, batch_size=batch_size, licence=licence)
+
+    @cached_property
+    def identity(self) -> str:
+        """Content digest (:mod:`tinyclap.teachers.identity`): the model config and the loaded weights.
+
+        Hashing the weights in memory covers hub ids, ``save_pretrained`` folders
+        and either file format alike; it costs one pass over the weights, once.
+        """
+        from tinyclap.teachers.identity import content_identity, state_sha256
+
+        return content_identity("laion", _stable_config(self.model.config.to_dict()), state_sha256(self.model.state_dict()))
 
     # -- audio ---------------------------------------------------------------
 
@@ -167,6 +181,17 @@ class LaionClapTeacher:
             f"LaionClapTeacher(name={self.name!r}, dim={self.dim}, fusion={self.fusion}, "
             f"sample_rate={self.audio_config.sample_rate}, clip_seconds={self.audio_config.clip_seconds})"
         )
+
+
+def _stable_config(config: Any) -> Any:
+    """A transformers config dict without the entries that name where or how it was loaded."""
+    if isinstance(config, dict):
+        return {
+            str(k): _stable_config(v)  # str: id2label has int keys, and JSON sorts keys of one type only
+            for k, v in config.items()
+            if not str(k).startswith("_") and k not in ("transformers_version", "dtype", "torch_dtype")
+        }
+    return config
 
 
 def _pooled(out: Any) -> torch.Tensor:

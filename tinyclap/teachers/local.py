@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,10 @@ class LocalClapTeacher:
     Frozen and in eval mode: the same clip or prompt always gives the same vector.
     """
 
-    def __init__(self, model: Any, name: str, licence: str, device: str | torch.device = "cpu"):
+    def __init__(
+        self, model: Any, name: str, licence: str, device: str | torch.device = "cpu", source: str | Path | None = None
+    ):
+        self.source = Path(source) if source is not None else None  # the checkpoint it was loaded from
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.model.requires_grad_(False)
@@ -117,6 +121,21 @@ class LocalClapTeacher:
         self.dim: int = int(model.dim)
         self.logit_scale: float = model.logit_scale().item()
         self.batch_size = 64
+        if self.source is not None:
+            # Hashed now (a few ms for these small files), next to the load: a checkpoint
+            # rewritten later by a running `tinyclap pretrain` cannot lend this teacher its identity.
+            from tinyclap.teachers.identity import local_identity
+
+            self.identity = local_identity(self.source)
+
+    @cached_property
+    def identity(self) -> str:
+        """Content digest (:mod:`tinyclap.teachers.identity`): of the checkpoint files (set at load),
+        or of the weights in memory."""
+        from tinyclap.teachers.identity import content_identity, state_sha256
+
+        config = {"model": self.model.config(), "audio_config": self.audio_config.to_dict(), "dim": self.dim}
+        return content_identity("local", config, state_sha256(self.model.saved_state()))
 
     @torch.inference_mode()
     def embed_audio(self, clips: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -157,4 +176,7 @@ def load_local(path: str | Path, device: str = "cpu", text_model: str | None = N
     """
     model, meta = load_model(path, text_model=text_model)
     name = f"local:{Path(path).expanduser().resolve()}"
-    return LocalClapTeacher(model, name=name, licence=str(meta.get("licence", "local teacher")), device=device)
+    _, meta_path = checkpoint_paths(path)
+    return LocalClapTeacher(
+        model, name=name, licence=str(meta.get("licence", "local teacher")), device=device, source=meta_path
+    )

@@ -29,6 +29,7 @@ import dataclasses
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tinyclap._quiet import quiet_torchao_noise
 from tinyclap.audio import AudioConfig, fit_length
 from tinyclap.errors import CheckpointError, MissingWeightsError
 from tinyclap.teachers.base import as_batch
@@ -222,6 +224,7 @@ def _first_line(err: BaseException) -> str:
 def _text_config(family: str, text_model: str | None, text_config: Any | None) -> Any:
     """The transformers config of the text tower. With neither argument: BertConfig() /
     GPT2Config(), whose defaults are bert-base-uncased / gpt2 sizes (no network needed)."""
+    quiet_torchao_noise()  # transformers imports torchao when installed; drop its harmless import noise
     from transformers import AutoConfig, BertConfig, GPT2Config
 
     if text_config is None and text_model is not None:
@@ -253,6 +256,7 @@ def build_msclap(
     ``out_emb`` size CNN14 (2022); ``htsat`` sizes HTS-AT (2023). ``audio_config``
     replaces the version's front end (tests use a short, narrow one).
     """
+    quiet_torchao_noise()
     from transformers import AutoModel
 
     spec = _spec(version)
@@ -356,7 +360,8 @@ class MSClapTeacher:
     licence = MSCLAP_LICENCE
 
     def __init__(self, model: MSClapModel, tokenizer: Any, device: str | torch.device = "cpu",
-                 batch_size: int = 16, name: str | None = None):
+                 batch_size: int = 16, name: str | None = None, checkpoint: str | Path | None = None):
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None  # the .pth it was loaded from
         self.model = model.eval().requires_grad_(False).to(device)
         self.device = torch.device(device)
         self.tokenizer = tokenizer
@@ -371,6 +376,15 @@ class MSClapTeacher:
             if tokenizer.pad_token is None:
                 # msclap pads with "!" (GPT-2 id 0); padded positions are masked either way.
                 tokenizer.pad_token = "!" if "!" in tokenizer.get_vocab() else tokenizer.eos_token
+
+    @cached_property
+    def identity(self) -> str:
+        """Content digest (:mod:`tinyclap.teachers.identity`): the release spec and the ``.pth`` file's bytes,
+        or the weights in memory for a model built without a checkpoint."""
+        from tinyclap.teachers.identity import content_identity, file_sha256, state_sha256
+
+        weights = file_sha256(self.checkpoint) if self.checkpoint is not None else state_sha256(self.model.state_dict())
+        return content_identity(f"msclap-{self.spec.version}", dataclasses.asdict(self.spec), weights)
 
     def __repr__(self) -> str:
         return f"MSClapTeacher(name={self.name!r}, dim={self.dim}, device={str(self.device)!r})"
@@ -441,6 +455,7 @@ def load_msclap(
     ``gpt2``; the weights come from the checkpoint). ``widths`` go to
     :func:`build_msclap` (tests load tiny models this way).
     """
+    quiet_torchao_noise()
     from transformers import AutoTokenizer
 
     spec = _spec(version)
@@ -451,4 +466,4 @@ def load_msclap(
     state = _read_state_dict(path)
     model = build_msclap(spec.version, text_config=config, **widths)
     load_msclap_state_dict(model, state, source=str(path))
-    return MSClapTeacher(model, tokenizer, device=device, batch_size=batch_size)
+    return MSClapTeacher(model, tokenizer, device=device, batch_size=batch_size, checkpoint=path)
