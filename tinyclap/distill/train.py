@@ -518,6 +518,7 @@ class _Run:
     def _meta(self, row: dict[str, Any]) -> dict[str, Any]:
         return {
             "teacher": self.cache.teacher_name,
+            "teacher_id": self.cache.teacher_id,
             "licence": self.cache.teacher_licence,
             "stage": self.cfg.stage,
             "epoch": row["epoch"],
@@ -650,6 +651,7 @@ class _Run:
                 "config": self.cfg.to_dict(),
                 "cache": str(self.cache.root),
                 "teacher": self.cache.teacher_name,
+                "teacher_id": self.cache.teacher_id,
                 "kept_dims": self.cache.kept_dims,
                 "train": describe(self.train_set),
                 "val": describe(self.val_set) if self.val_set is not None else None,
