@@ -49,6 +49,9 @@ def test_build_averages_templates_and_renormalises(teacher):
     np.testing.assert_allclose(bank.embeddings[1], t / np.linalg.norm(t), atol=1e-5)
     assert bank.source_dim == teacher.dim and bank.kept_dims is None
     assert bank.teacher == teacher.name and bank.logit_scale == pytest.approx(teacher.logit_scale)
+    # A wrapper without an `identity` is an unknown teacher: no identity is invented from its name.
+    assert bank.teacher_id is None
+    assert PromptBank.build(teacher, LABELS).teacher_id == teacher.identity and teacher.identity.startswith("local#")
 
 
 def test_reference_template_only_is_single_prompt(teacher):
@@ -66,8 +69,10 @@ def test_round_trip_with_kept_dims(teacher, tmp_path: Path):
     assert back.labels == bank.labels and back.prompts == bank.prompts and back.templates == bank.templates
     assert back.kept_dims == [5, 1, 9, 2] and back.source_dim == teacher.dim
     assert back.teacher == bank.teacher and back.logit_scale == pytest.approx(bank.logit_scale)
+    assert back.teacher_id == bank.teacher_id == teacher.identity  # kept through select, save and load
     with np.load(path, allow_pickle=False) as npz:  # plain arrays, no pickled objects
         assert npz["labels"].dtype.kind == "U" and npz["prompts"].shape == (4, len(DEFAULT))
+        assert str(npz["teacher_id"]) == teacher.identity
 
 
 def test_select_slices_renormalises_and_composes(teacher):
@@ -78,6 +83,7 @@ def test_select_slices_renormalises_and_composes(teacher):
     assert sub.kept_dims == [3, 7, 11] and sub.dim == 3
     # Selecting from a pruned bank indexes its columns; kept_dims stay teacher indices.
     assert sub.select([2, 0]).kept_dims == [11, 3]
+    assert sub.select_teacher_dims([11, 3]).teacher_id == bank.teacher_id is not None
     assert bank.select(list(range(bank.dim))).kept_dims == list(range(bank.dim))
     with pytest.raises(BankError, match="outside"):
         bank.select([bank.dim])

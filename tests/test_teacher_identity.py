@@ -219,3 +219,75 @@ def test_laion_and_msclap_identities_follow_weights(tmp_path: Path) -> None:
     (tmp_path / "c.pth").write_bytes(b"other release")
     ids = [MSClapTeacher(tiny_msclap(0), None, checkpoint=tmp_path / f).identity for f in ("a.pth", "b.pth", "c.pth")]
     assert ids[0] == ids[1] != ids[2] and ids[0].startswith("msclap-2022#")
+
+
+def _without_teacher_id(path: Path) -> Path:
+    """Rewrite a bank as banks were written before identities: the same arrays, no ``teacher_id``."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "teacher_id"}
+    old = path.with_name(f"old-{path.name}")
+    np.savez(old, **arrays)
+    return old
+
+
+def test_banks_record_the_identity_and_old_banks_still_load(moved_run: tuple[Path, Path]) -> None:
+    _, moved = moved_run
+    teacher = _teacher(moved / "teacher")
+    bank = PromptBank.build(teacher, LABELS)
+    assert bank.teacher_id == teacher.identity
+    back = PromptBank.load(bank.save(moved / "bank.npz"))
+    assert back.teacher_id == teacher.identity and back.teacher == teacher.name
+    assert back.select_teacher_dims([6, 0, 3]).teacher_id == teacher.identity  # pruned banks keep it
+    cache = EmbeddingCache.open(moved / "cache")
+    assert prune(_student(teacher), back, 4, cache=cache).bank.teacher_id == teacher.identity
+    # A bank from before identities loads, and pairs with the cache through the files its name points at.
+    old = PromptBank.load(_without_teacher_id(moved / "bank.npz"))
+    assert old.teacher_id is None and old.teacher == teacher.name
+    import numpy as np
+
+    np.testing.assert_array_equal(old.embeddings, back.embeddings)
+    assert prune(_student(teacher), old, 4, cache=cache).k == 4
+
+
+def test_zeroshot_warns_for_other_weights_under_one_name_not_for_a_moved_run(tmp_path: Path, text_dir: Path) -> None:
+    import warnings
+
+    from tinyclap.demo.inference import DemoModels
+    from tinyclap.distill.train import distill
+    from tinyclap.students import load_student
+    from tinyclap.zeroshot import ZeroShotClassifier
+
+    run = tmp_path / "a" / "run"
+    _save_teacher(run, text_dir, seed=0)
+    teacher = _teacher(run / "teacher")
+    cache = build_cache(teacher, _data(teacher), run / "cache", progress=False)
+    result = distill(_student(teacher), cache, DATA, out_dir=run / "student", preset="quick", epochs=1,
+                     batch_size=8, progress=False)
+    # The checkpoint and run.json record the teacher's identity next to its name.
+    assert read_json(result.last_path.with_suffix(".json"))["teacher_id"] == teacher.identity
+    assert read_json(run / "student" / "run.json")["teacher_id"] == teacher.identity
+    recorded = teacher.name
+
+    moved = tmp_path / "b" / "elsewhere"
+    moved.parent.mkdir()
+    shutil.move(run, moved)
+    student = load_student(moved / "student" / result.last_path.name)
+    assert student.meta["teacher"] == recorded and student.meta["teacher_id"] == teacher.identity
+    here = _teacher(moved / "teacher")
+    assert here.name != recorded
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a moved run: other name, same teacher, no warning
+        ZeroShotClassifier(student, PromptBank.build(here, LABELS))
+        assert DemoModels(student, here).teacher_mismatch() is None
+
+    # Other weights saved where the first teacher was: the same name, another teacher.
+    _save_teacher(run, text_dir, seed=1)
+    impostor = _teacher(run / "teacher")
+    assert impostor.name == recorded and impostor.identity != teacher.identity
+    with pytest.warns(UserWarning, match=r"distilled from 'local:.*run.*' \[local#\w+\] but the bank was built by "
+                                         r"'local:.*run.*' \[local#\w+\]"):
+        ZeroShotClassifier(student, PromptBank.build(impostor, LABELS))
+    note = DemoModels(student, impostor).teacher_mismatch()
+    assert note is not None and teacher.identity in note and impostor.identity in note

@@ -16,9 +16,18 @@ prompts         str (C,T)    the prompt text each row averages
 templates       str (T,)     the templates the prompts came from
 kept_dims       int64 (k,)   indices into the teacher's D dims; absent if unpruned
 source_dim      int64 ()     the teacher's full dimension D
-teacher         str ()       teacher id (registry name)
+teacher         str ()       the teacher's name (registry name or ``local:PATH``)
+teacher_id      str ()       the teacher's content identity; absent if unknown
 logit_scale     float32 ()   exp'd temperature applied to cosines
 =============== ============ ==================================================
+
+``teacher_id`` (:func:`tinyclap.teachers.identity.teacher_identity`, e.g.
+``local#3f9c…``) is what checks that a bank and a cache or a student came from
+the same teacher compare (:func:`~tinyclap.teachers.identity.same_teacher`):
+the name changes when a run folder is moved, the identity does not. It is
+written when the teacher that built the bank has an ``identity``; banks written
+before it existed, or by teachers without one, load with ``teacher_id=None``
+and are matched by name.
 """
 
 from __future__ import annotations
@@ -76,11 +85,13 @@ class PromptBank:
     logit_scale: float
     source_dim: int  # the teacher's D, so a full-D encoder can be matched to a pruned bank
     kept_dims: list[int] | None = None
+    teacher_id: str | None = None  # content identity of the teacher (None: unknown, match by name)
     path: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
         self.labels = [str(x) for x in self.labels]
+        self.teacher_id = str(self.teacher_id) if self.teacher_id else None
         where = str(self.path) if self.path else "bank"
         if self.embeddings.ndim != 2:
             raise BankError(f"{where}: embeddings must be (C, D), got shape {self.embeddings.shape}")
@@ -132,7 +143,9 @@ class PromptBank:
         with torch.inference_mode():
             for i in range(0, len(flat), batch_size):
                 parts.append(torch.as_tensor(teacher.embed_text(flat[i : i + batch_size])).float().cpu().numpy())
-        text = normalize_rows(np.concatenate(parts))  # re-normalise defensively before averaging
+        text = normalize_rows(np.concatenate(parts))
+        # Only a real identity is recorded: teacher_identity() would fall back to the name, which says nothing new.
+        identity = getattr(teacher, "identity", None)  # re-normalise defensively before averaging
         per_label = text.reshape(len(labels), len(tmpl), -1).mean(axis=1)
         return cls(
             embeddings=normalize_rows(per_label),
@@ -142,6 +155,7 @@ class PromptBank:
             teacher=str(getattr(teacher, "name", type(teacher).__name__)),
             logit_scale=float(getattr(teacher, "logit_scale", 1.0)),
             source_dim=int(text.shape[1]),
+            teacher_id=str(identity) if identity else None,
         )
 
     # ------------------------------------------------------------- properties
@@ -210,6 +224,8 @@ class PromptBank:
             "teacher": np.array(self.teacher),
             "logit_scale": np.array(self.logit_scale, dtype=np.float32),
         }
+        if self.teacher_id:
+            arrays["teacher_id"] = np.array(self.teacher_id)
         if self.kept_dims is not None:
             arrays["kept_dims"] = np.array(self.kept_dims, dtype=np.int64)
         write_npz(path, **arrays)
@@ -246,6 +262,7 @@ class PromptBank:
             logit_scale=float(data["logit_scale"]),
             source_dim=int(data["source_dim"]),
             kept_dims=data["kept_dims"].tolist() if "kept_dims" in data else None,
+            teacher_id=(str(data["teacher_id"]) or None) if "teacher_id" in data else None,  # older banks: None
             path=path,
         )
 

@@ -35,7 +35,15 @@ from tinyclap.bank import BankError, PromptBank
 from tinyclap.errors import TinyClapError
 from tinyclap.teachers.base import as_batch
 
-__all__ = ["ZeroShotClassifier", "DimMismatchError", "Aggregate", "group_mean", "load_encoder", "is_student_checkpoint"]
+__all__ = [
+    "ZeroShotClassifier",
+    "DimMismatchError",
+    "Aggregate",
+    "group_mean",
+    "load_encoder",
+    "is_student_checkpoint",
+    "teacher_mismatch",
+]
 
 Aggregate = Literal["embedding", "logits"]
 
@@ -54,6 +62,30 @@ def group_mean(x: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
     total = torch.zeros(n, x.shape[1], dtype=x.dtype).index_add_(0, owner, x)
     count = torch.bincount(owner, minlength=n).to(x.dtype).unsqueeze(1)
     return total / count
+
+
+def _shown(name: str, identity: str | None) -> str:
+    return f"{name!r} [{identity}]" if identity else repr(name)
+
+
+def teacher_mismatch(meta: dict[str, Any], bank: PromptBank) -> str | None:
+    """A warning when a student's checkpoint ``meta`` names another teacher than ``bank``'s (None if same/unknown).
+
+    Compared with :func:`~tinyclap.teachers.identity.same_teacher`: by identity
+    when both record one (a moved run folder still matches; other weights under
+    the same name do not), else by name or the identity of the ``local:`` files
+    a name points at.
+    """
+    from tinyclap.teachers.identity import same_teacher
+
+    name, identity = meta.get("teacher"), meta.get("teacher_id")
+    if not name or not bank.teacher or same_teacher(str(name), identity, bank.teacher, bank.teacher_id):
+        return None
+    both = identity and bank.teacher_id  # show identities when they decided (names may be equal)
+    return (
+        f"student was distilled from {_shown(str(name), identity if both else None)} but the bank was built by "
+        f"{_shown(bank.teacher, bank.teacher_id if both else None)}: embeddings of different teachers do not share a space"
+    )
 
 
 class ZeroShotClassifier:
@@ -80,14 +112,10 @@ class ZeroShotClassifier:
         self.window_hop = window_hop
         self.bank, self._encoder_dims = self._match(encoder, bank)
         self._text = _unit(self.bank.tensor())
-        distilled_from = (getattr(encoder, "meta", None) or {}).get("teacher")
-        if distilled_from and bank.teacher and distilled_from != bank.teacher:
-            # Names can differ in spelling for the same weights, so warn rather than refuse.
-            warnings.warn(
-                f"student was distilled from {distilled_from!r} but the bank was built by {bank.teacher!r}: "
-                "embeddings of different teachers do not share a space",
-                stacklevel=2,
-            )
+        mismatch = teacher_mismatch(getattr(encoder, "meta", None) or {}, bank)
+        if mismatch:
+            # A record can be incomplete (old checkpoints and banks keep only names), so warn rather than refuse.
+            warnings.warn(mismatch, stacklevel=2)
 
     # ---------------------------------------------------------------- dims
     @staticmethod

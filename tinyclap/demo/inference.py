@@ -23,6 +23,7 @@ import torch
 from tinyclap.audio import AudioConfig, load_audio, window_starts
 from tinyclap.bank import PromptBank
 from tinyclap.errors import TinyClapError
+from tinyclap.teachers.identity import same_teacher, teacher_identity
 from tinyclap.zeroshot import ZeroShotClassifier
 
 __all__ = [
@@ -252,13 +253,21 @@ class DemoModels:
         """
         if self.student is None or self.teacher is None:
             return None
-        recorded = (getattr(self.student, "meta", {}) or {}).get("teacher")
-        if not recorded or _teacher_key(str(recorded)) == _teacher_key(self.model_name("teacher")):
+        meta = getattr(self.student, "meta", {}) or {}
+        recorded, recorded_id = meta.get("teacher"), meta.get("teacher_id")
+        loaded = self.model_name("teacher")
+        if not recorded:
             return None
+        # Matched by identity (a moved run folder still matches; other weights under one name do not).
+        # The loaded teacher's identity is asked for only when a record could use it: it may hash the weights.
+        loaded_id = teacher_identity(self.teacher) if recorded_id or str(recorded) != loaded else None
+        if same_teacher(str(recorded), recorded_id, loaded, loaded_id):
+            return None
+        ids = recorded_id and loaded_id and str(recorded) == loaded  # same name: only the identities tell them apart
         return (
-            f"the student was distilled from `{recorded}`, but the teacher loaded here is "
-            f"`{self.model_name('teacher')}`: the student's scores for typed prompts are only meaningful "
-            "if both share one embedding space"
+            f"the student was distilled from `{recorded}`{f' [{recorded_id}]' if ids else ''}, but the teacher "
+            f"loaded here is `{loaded}`{f' [{loaded_id}]' if ids else ''}: the student's scores for typed prompts "
+            "are only meaningful if both share one embedding space"
         )
 
     def sources(self) -> list[tuple[str, str]]:
@@ -350,16 +359,6 @@ class DemoModels:
             latency_ms=latency,
             windows=windows,
         )
-
-
-def _teacher_key(name: str) -> str:
-    """A teacher id in a comparable form: local checkpoints by resolved path without suffix."""
-    if not name.startswith("local:"):
-        return name
-    path = Path(name[len("local:") :]).expanduser().resolve()
-    if path.is_dir():
-        path = path / "teacher"  # what `tinyclap pretrain` names its checkpoint
-    return str(path.with_suffix("")) if path.suffix in (".json", ".safetensors") else str(path)
 
 
 def load_banks(paths: Sequence[str | Path]) -> dict[str, PromptBank]:

@@ -104,6 +104,9 @@ def quantize_onnx_int8(fp32_path: str | Path, out_path: str | Path, calibration:
 
 def require_tflite() -> Any:
     """Import litert-torch (the ``tflite`` extra), or raise :class:`QuantizationError` saying how to install it."""
+    from tinyclap._quiet import quiet_torchao_noise
+
+    quiet_torchao_noise()  # litert-torch imports torchao, which logs harmless CUDA-kernel noise on import
     try:
         import litert_torch  # noqa: F401
         import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
