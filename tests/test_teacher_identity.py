@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import shutil
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from tinyclap.distill.cache import (
     build_cache,
     config_hash,
 )
+from tinyclap.distill.presets import PresetError
 from tinyclap.io import read_json, write_json
 from tinyclap.prune import PruneError, prune
 from tinyclap.teachers.identity import file_sha256, identity_of_name, teacher_identity
@@ -242,6 +245,12 @@ def test_banks_record_the_identity_and_old_banks_still_load(moved_run: tuple[Pat
     assert back.select_teacher_dims([6, 0, 3]).teacher_id == teacher.identity  # pruned banks keep it
     cache = EmbeddingCache.open(moved / "cache")
     assert prune(_student(teacher), back, 4, cache=cache).bank.teacher_id == teacher.identity
+    # A pruned student saved to disk records the identity too.
+    with pytest.raises(PresetError, match="out"):  # a misspelt keyword is refused, not ignored
+        prune(_student(teacher), back, 4, cache=cache, out=moved / "pruned")
+    prune(_student(teacher), back, 4, cache=cache, out_dir=moved / "pruned")
+    saved = json.loads((moved / "pruned" / "student.json").read_text())
+    assert saved["teacher_id"] == teacher.identity
     # A bank from before identities loads, and pairs with the cache through the files its name points at.
     old = PromptBank.load(_without_teacher_id(moved / "bank.npz"))
     assert old.teacher_id is None and old.teacher == teacher.name

@@ -336,6 +336,10 @@ def prune(
     teacher embeddings restricted to the kept dims. With ``out_dir``, writes
     ``student.json``/``.safetensors``, ``bank.npz`` and ``prune.json`` there.
     """
+    if distill_overrides:  # a misspelt keyword must not vanish when there is no fine-tuning to pass it to
+        from tinyclap.distill.presets import make_config
+
+        make_config(preset, **distill_overrides)
     if cache is not None and not hasattr(cache, "embeddings"):
         from tinyclap.distill.cache import EmbeddingCache
 
@@ -392,7 +396,8 @@ def prune(
         from tinyclap.students import save_student
 
         result.paths["student"] = save_student(
-            out / "student", result.student, pruned_from=int(student.dim), prune_scorer=scorer, teacher=bank.teacher
+            out / "student", result.student, pruned_from=int(student.dim), prune_scorer=scorer, teacher=bank.teacher,
+            teacher_id=(getattr(student, "meta", None) or {}).get("teacher_id") or bank.teacher_id,
         )
         result.paths["bank"] = result.bank.save(out / "bank.npz")
         result.paths["report"] = out / "prune.json"

@@ -214,6 +214,7 @@ def export_student(
             "classes": bank.num_classes,
             "dim": bank.dim,
             "teacher": bank.teacher,
+            "teacher_id": bank.teacher_id,
             "kept_dims": None if bank.kept_dims is None else len(bank.kept_dims),
         },
         window=windowing.to_dict(),

@@ -264,6 +264,9 @@ def _read_report(out: Path) -> dict[str, Any]:
 def _available_formats() -> list[str]:
     formats = ["onnx", "onnx-int8"]
     try:
+        from tinyclap._quiet import quiet_torchao_noise
+
+        quiet_torchao_noise()  # litert_torch imports torchao, which logs CUDA-only load failures
         import litert_torch  # noqa: F401
         import tflite_micro  # noqa: F401
 
