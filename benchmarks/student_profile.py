@@ -1,13 +1,18 @@
 """Print the measured profiles of the student presets and how long `fit` takes.
 
-    python benchmarks/student_profile.py [--repeats 3] [--latency] [--tflm]
+    python benchmarks/student_profile.py [--repeats 3] [--latency] [--tflm] [--train-step [--batch-size 8]]
 
 Figures: params, MACs, int8 flash and peak int8 activation RAM for a 5 s clip
 and a 1 s window; the configs `fit` picks for MCU budgets with the wall time of
 the search (median over repeats, profile cache cleared each time); with
 ``--latency``, the median CPU forward time of each preset on one window; with
 ``--tflm`` (needs litert-torch and tflite-micro), the MCU presets converted to
-int8 TFLite and allocated by TFLite Micro, next to their profiles.
+int8 TFLite and allocated by TFLite Micro, next to their profiles; with
+``--train-step``, the reference student's CPU training step (forward, backward,
+Adam) and eval forward per clip, NCHW vs channels last, with glibc's default
+allocator and then with freed memory reused (:mod:`tinyclap.students.speed`),
+the variants interleaved run by run; wall and process-CPU seconds (on a shared
+machine the CPU seconds of one thread are the steadier figure).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--latency", action="store_true", help="also time CPU forward passes")
     ap.add_argument("--tflm", action="store_true", help="also convert the MCU presets and measure TFLM arenas")
+    ap.add_argument("--train-step", action="store_true", help="also time the reference student's CPU training step")
+    ap.add_argument("--batch-size", type=int, default=8, help="clips per step for --train-step")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"\n{'preset':40} {'window':>6} {'params':>10} {'MACs':>10} {'flash':>11} {'RAM':>11}  peak at")
@@ -84,6 +91,60 @@ def main() -> None:
             size, head, tail = tflm_measure(cfg, audio.n_frames, audio.n_mels)
             print(f"{name:16} flash {p.flash_bytes:>9,} -> .tflite {size:>9,} ({size / p.flash_bytes:.2f}x); "
                   f"RAM {p.ram_bytes:>8,} -> arena {head + tail:>8,} = {head:,} activations + {tail:,} persistent")
+
+    if args.train_step:
+        train_step_table(args.batch_size, max(args.repeats, 5))
+
+
+def train_step_table(batch: int, runs: int, name: str = "phinet_alpha_1.50_beta_0.75_t0_6_N_7") -> None:
+    """Per-clip seconds of a training step and an eval forward on 5 s log-mels (690 x 64), medians of ``runs``."""
+    from tinyclap.students import StudentConfig, reuse_freed_memory, to_channels_last
+
+    torch.manual_seed(0)
+    base = AudioStudent(StudentConfig.from_name(name), frontend=False)
+    models = {"NCHW": base, "channels last": to_channels_last(copy.deepcopy(base))}
+    optims = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
+    x = torch.randn(batch, 690, 64)
+    target = nn.functional.normalize(torch.randn(batch, base.dim), dim=-1)
+
+    def train_step(key: str) -> None:
+        model, opt = models[key].train(), optims[key]
+        loss = (1 - (model(x) * target).sum(-1)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def eval_forward(key: str) -> None:
+        with torch.inference_mode():
+            models[key].eval()(x)
+
+    def timed(fn, key: str) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn(key)
+        return (time.perf_counter() - wall) / batch, (time.process_time() - cpu) / batch
+
+    print(f"\n{name}: seconds per clip, batch {batch}, {torch.get_num_threads()} threads, median of {runs} "
+          "(wall / process CPU)")
+    print(f"{'allocator':<22}{'layout':<15}{'train step':>22}{'eval forward':>22}")
+    for allocator in ("glibc default", "freed memory reused"):
+        if allocator != "glibc default" and not reuse_freed_memory():
+            print("(not glibc: the allocator setting does not apply)")
+            break
+        rows: dict[str, dict[str, list[tuple[float, float]]]] = {k: {"train": [], "eval": []} for k in models}
+        for key in models:  # warm-up: oneDNN primitives, first-touch memory
+            train_step(key)
+            eval_forward(key)
+        for _ in range(runs):
+            for key in models:
+                rows[key]["train"].append(timed(train_step, key))
+                rows[key]["eval"].append(timed(eval_forward, key))
+        for key, r in rows.items():
+            cells = []
+            for part in ("train", "eval"):
+                wall = statistics.median(w for w, _ in r[part])
+                cpu = statistics.median(c for _, c in r[part])
+                cells.append(f"{wall:.3f} / {cpu:.3f}")
+            print(f"{allocator:<22}{key:<15}{cells[0]:>22}{cells[1]:>22}")
 
 
 class _PadThenConv(nn.Module):
