@@ -38,12 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Verbs that run large CPU batches through a model (process-wide allocator setting, see tinyclap.students.speed).
+TRAINING_VERBS = frozenset({"quickstart", "pretrain", "cache", "distill", "prune", "eval", "embed"})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.verb in TRAINING_VERBS:
+        from tinyclap.students.speed import reuse_freed_memory
+
+        reuse_freed_memory()  # large CPU batches: reuse freed pages instead of re-faulting them each step
     try:
         result = args.func(args)
     except KeyboardInterrupt:
