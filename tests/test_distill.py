@@ -266,3 +266,19 @@ def test_stream_window_must_be_shorter_than_the_clip(long_cache, long_data, tmp_
     with pytest.raises(PresetError, match="stream_weight"):
         make_config("quick", stream_weight=1.5)
     assert not (tmp_path / "s").exists()  # refused before anything was written
+
+
+def test_runs_saved_before_a_setting_existed_still_resume(cache, data, tmp_path: Path) -> None:
+    from tinyclap.distill import checkpoints as ckpt
+
+    out = tmp_path / "old"
+    distill(tiny_student(), cache, data, out_dir=out, epochs=1, **FAST)
+    state_path = ckpt.run_paths(out)["state"]
+    state = ckpt.load_training_state(state_path)
+    for key in ("stream_window", "stream_weight"):  # as written before streaming distillation existed
+        del state["config"][key]
+    ckpt.save_training_state(state_path, state)
+    result = distill(tiny_student(), cache, data, out_dir=out, epochs=2, resume=True, **FAST)
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    with pytest.raises(CheckpointError, match="stream_weight"):  # a real change is still refused
+        distill(tiny_student(), cache, data, out_dir=out, epochs=3, resume=True, stream_weight=0.2, **FAST)

@@ -319,7 +319,9 @@ class _Run:
     def load_state(self, state: dict[str, Any]) -> None:
         saved = state["config"]
         now = self.cfg.to_dict()
-        changed = sorted(k for k in now if k not in RESUMABLE_KEYS and saved.get(k) != now[k])
+        # A setting added after the run was saved holds its default there (so old runs still resume).
+        defaults = DistillConfig().to_dict()
+        changed = sorted(k for k in now if k not in RESUMABLE_KEYS and saved.get(k, defaults[k]) != now[k])
         if changed:
             diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
             raise CheckpointError(
