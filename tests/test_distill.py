@@ -282,3 +282,14 @@ def test_runs_saved_before_a_setting_existed_still_resume(cache, data, tmp_path:
     assert [r["epoch"] for r in result.history] == [1, 2]
     with pytest.raises(CheckpointError, match="stream_weight"):  # a real change is still refused
         distill(tiny_student(), cache, data, out_dir=out, epochs=3, resume=True, stream_weight=0.2, **FAST)
+
+
+def test_extending_a_cosine_run_decays_over_the_new_length(cache, data, tmp_path: Path) -> None:
+    out = tmp_path / "cos"
+    cosine = {"scheduler.name": "cosine"}
+    distill(tiny_student(), cache, data, out_dir=out, epochs=2, **cosine, **FAST)
+    h = distill(tiny_student(), cache, data, out_dir=out, epochs=4, resume=True, **cosine, **FAST).history
+    lrs = [r["lr"] for r in h]
+    # Over 2 epochs the lr would be 0 from epoch 3 on; extended, epochs 3-4 follow the 4-epoch cosine.
+    lr0 = lrs[0]
+    assert lrs[2:] == pytest.approx([lr0 * (1 + np.cos(np.pi * t / 4)) / 2 for t in (2, 3)], rel=1e-9), lrs

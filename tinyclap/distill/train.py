@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -337,6 +338,15 @@ class _Run:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+            sch = self.scheduler
+            if isinstance(sch, torch.optim.lr_scheduler.CosineAnnealingLR) and sch.T_max != self.cfg.epochs:
+                # `epochs` may change on resume: decay over the new length from where the run is
+                # (closed form; PyTorch's recursive update then continues it).
+                sch.T_max = self.cfg.epochs
+                t = min(sch.last_epoch, sch.T_max)
+                for group, base in zip(self.optimizer.param_groups, sch.base_lrs):
+                    group["lr"] = sch.eta_min + (base - sch.eta_min) * (1 + math.cos(math.pi * t / sch.T_max)) / 2
+                sch._last_lr = [g["lr"] for g in self.optimizer.param_groups]
         for key in ("epoch", "batch", "global_step", "train_seconds", "best_metric"):
             setattr(self, key, state[key])
         self.history = list(state["history"])
