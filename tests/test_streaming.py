@@ -120,3 +120,71 @@ def test_export_graphs_compute_the_student(student, clips):
             FeaturesGraph(student, fold_bn0=True)(folded), student.features(x), atol=1e-4, rtol=0
         )
         torch.testing.assert_close(HeadGraph(student)(student.features(x)), want, atol=1e-5, rtol=0)
+
+
+class StandardisedTeacher:
+    """Teacher protocol: per-mel mean of the log-mel, standardised with statistics of ``clips``, through a
+    fixed random projection and tanh. Deterministic and discriminative on real audio, and a clip-level
+    statistic that a student averaging window features can represent (as it must represent a CLAP's)."""
+
+    licence = "test teacher (no licence)"
+
+    def __init__(self, clips, dim: int, audio_config, seed: int = 0):
+        from distill_tiny import ProjTeacher
+
+        self.name, self.dim, self.audio_config = "test-standardised", dim, audio_config
+        self.mel = LogMel(audio_config)
+        stats = torch.cat([self._stats(np.stack([clips[i].clip for i in range(j, min(j + 32, len(clips)))]))
+                           for j in range(0, len(clips), 32)])
+        self.center, self.scale = stats.mean(0), stats.std(0) + 1e-3
+        self.weight = ProjTeacher(dim=dim, audio_config=audio_config, seed=seed).weight[: audio_config.n_mels] * 0.5
+        self.embed_text = ProjTeacher(dim=dim, audio_config=audio_config).embed_text
+
+    def _stats(self, clips) -> torch.Tensor:
+        with torch.no_grad():
+            m = self.mel(torch.as_tensor(clips, dtype=torch.float32))
+            return m.mean(1)
+
+    def embed_audio(self, clips) -> torch.Tensor:
+        z = (self._stats(clips) - self.center) / self.scale
+        return torch.nn.functional.normalize(torch.tanh(z @ self.weight), dim=-1)
+
+
+@pytest.mark.slow
+def test_distilling_with_windows_makes_streaming_agree_with_whole_clips(esc10_root, tmp_path):
+    """Issue #7's contract on real clips: after `distill --stream-window`, streamed ≈ whole clip (cosine ≥ 0.98).
+
+    Teacher: a random projection of the mean log-mel standardised over the
+    training clips (so that different clips get clearly different embeddings:
+    the mean cosine between two clips must stay far below the agreement, or
+    agreement would mean nothing); student: the tiny export-test PhiNet; ESC-10 folds 1-2 (160 real clips, 4 s at
+    16 kHz) distilled for 6 epochs, fold 5 held out. The same student distilled
+    without windows is the control: its streamed embeddings agree less.
+    """
+    from tinyclap.data import open_dataset
+    from tinyclap.distill import build_cache, distill
+
+    audio = TEST_AUDIO.with_seconds(4.0)
+    train = open_dataset(f"esc10:{esc10_root}?folds=1,2", audio)
+    held = open_dataset(f"esc10:{esc10_root}?folds=5", audio)
+    clips = np.stack([held[i].clip for i in range(0, len(held), 2)])  # 40 clips, every class
+    teacher = StandardisedTeacher(train, dim=TINY.dim, audio_config=audio)
+    cache = build_cache(teacher, train, tmp_path / "cache", batch_size=32, progress=False)
+    agreement, spread = {}, {}
+    for name, window in (("whole", None), ("streamed", 1.0)):
+        torch.manual_seed(0)
+        student = AudioStudent(TINY, audio)
+        distill(student, cache, train, out_dir=tmp_path / name, preset="quick", epochs=6, batch_size=16,
+                progress=False, stream_window=window)
+        student.eval()
+        streamed = stream_embed(student, clips, 1.0)
+        with torch.no_grad():
+            whole = student.embed_audio(clips)
+        cos = streamed @ whole.T
+        agreement[name] = float(cos.diagonal().mean())
+        # How alike two different clips are: the agreement must beat it by far (not agreement by collapse).
+        spread[name] = float((whole @ whole.T)[~torch.eye(len(clips), dtype=torch.bool)].mean())
+    print(f"agreement {agreement}, mean cosine between different clips {spread}")
+    assert agreement["streamed"] >= 0.98, agreement
+    assert agreement["streamed"] > agreement["whole"], agreement
+    assert 1 - agreement["streamed"] < 0.25 * (1 - spread["streamed"]), (agreement, spread)
