@@ -19,7 +19,10 @@ from tinyclap.distill.train import distill
 # divides each gradient by its own magnitude, so a gradient that is zero in exact arithmetic (a BatchNorm
 # bias followed by another BatchNorm) but 1e-9 in float32 moves by +-lr on a sign flip; the rounding of
 # a 2-rank sum and a 1-process sum differ in exactly those bits. SGD shows the runs agree to rounding.
+# One memory layout on both sides (channels_last "auto" would pick NHWC for the single process only:
+# other kernels, other rounding, which this tiny student amplifies to ~1e-3 in 6 steps).
 OPTS = dict(preset="quick", epochs=2, batch_size=8, seed=3, val_split=0.0, progress=False, optimizer="sgd",
+            channels_last="no",
             lr=0.05, **{"augment.enabled": True})
 
 

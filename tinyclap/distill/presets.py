@@ -23,7 +23,9 @@ RECIPES = Path(__file__).resolve().parent.parent / "configs" / "recipes"
 PRESETS = ("stage1", "stage2", "quick")
 
 # Keys that may change between a run and its resume without changing the result.
-RESUMABLE_KEYS = frozenset({"epochs", "num_workers", "device", "save_every_steps", "progress", "val_batch_size"})
+RESUMABLE_KEYS = frozenset(
+    {"epochs", "num_workers", "device", "save_every_steps", "progress", "val_batch_size", "channels_last"}
+)
 
 
 class PresetError(TinyClapError, ValueError):
@@ -60,6 +62,7 @@ class DistillConfig:
     save_every_steps: int = 0  # also save the training state every N steps (0: at epoch ends only)
     sync_batchnorm: bool = True  # under DDP, normalise with global-batch statistics
     precompute_features: str = "auto"  # stage 2: "auto" (when not augmenting), "yes", "no"
+    channels_last: str = "auto"  # channels-last conv weights: "auto" (CPU, one process), "yes", "no"
     val_batch_size: int | None = None
     progress: bool = True
     # Streaming ("distil with the same windowing"): also embed each clip as back-to-back windows of about
@@ -78,6 +81,7 @@ class DistillConfig:
             (0.0 <= self.val_split < 1.0, f"val_split must be in [0, 1), got {self.val_split}"),
             (self.scheduler.name in ("plateau", "cosine", "none"), f"scheduler.name must be plateau, cosine or none, got {self.scheduler.name!r}"),
             (self.precompute_features in ("auto", "yes", "no"), f"precompute_features must be auto, yes or no, got {self.precompute_features!r}"),
+            (self.channels_last in ("auto", "yes", "no"), f"channels_last must be auto, yes or no, got {self.channels_last!r}"),
             (self.save_every_steps >= 0, f"save_every_steps must be >= 0, got {self.save_every_steps}"),
             (self.stream_window is None or self.stream_window > 0,
              f"stream_window must be a positive number of seconds or null, got {self.stream_window!r}"),

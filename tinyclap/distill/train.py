@@ -586,9 +586,14 @@ class _Run:
 
     # ------------------------------------------------------------ the loop
     def run(self) -> None:
-        # Channels-last conv weights pick oneDNN's faster NHWC kernels on CPU (same math; see
-        # tinyclap.students.speed); the student is handed back in its original layout.
-        with channels_last(self.student, enabled=self.env.device.type == "cpu"):
+        # Channels-last conv weights pick oneDNN's faster NHWC kernels on CPU (same math, other
+        # rounding; see tinyclap.students.speed); the student is handed back in its original layout.
+        # "auto" leaves DDP alone: multi-process CPU runs exist to be compared with one process.
+        cfg, env = self.cfg, self.env
+        cpu = cfg.channels_last == "yes" or (
+            cfg.channels_last == "auto" and env.device.type == "cpu" and not env.distributed
+        )
+        with channels_last(self.student, enabled=cpu):
             self._run()
 
     def _run(self) -> None:
