@@ -55,7 +55,7 @@ from tinyclap.distill.losses import cosine_distillation_loss, cosine_similarity
 from tinyclap.distill.presets import RESUMABLE_KEYS, DistillConfig, make_config
 from tinyclap.distill.sources import as_dataset, audio_config_of, dataset_groups, dataset_ids, describe
 from tinyclap.distill.validation import ZeroShotSet, mean_cosine, stream_cosines, zeroshot_accuracy
-from tinyclap.export.streaming import plan_window
+from tinyclap.export.streaming import mean_pooled, plan_window
 
 __all__ = ["distill", "DistillResult", "DistillInterrupted", "RunExistsError", "split_validation", "epoch_batches"]
 
@@ -201,8 +201,7 @@ class _Streamed(nn.Module):
     def forward(self, x: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
         s = self.student
         if self.stage == 1:
-            b, w = windows.shape[:2]
-            pooled = s.features(windows.flatten(0, 1)).reshape(b, w, -1).mean(dim=1)
+            pooled = mean_pooled(s, windows)
             if self.whole:
                 pooled = torch.cat([s.features(x), pooled])
         else:
@@ -385,10 +384,7 @@ class _Run:
 
     def encode_stream(self, clips: torch.Tensor) -> torch.Tensor:
         """Waveforms → streamed student embeddings (windows → pooled → mean → head)."""
-        windows = self._window_logmels(clips)
-        b, w = windows.shape[:2]
-        pooled = self.student.features(windows.flatten(0, 1)).reshape(b, w, -1).mean(dim=1)
-        return self.student.head(pooled)
+        return self.student.head(mean_pooled(self.student, self._window_logmels(clips)))
 
     def _compute_features(self, name: str, dataset: Dataset) -> None:
         """Stage 2 without augmentation: pooled features of every item, computed once."""
@@ -461,8 +457,7 @@ class _Run:
                 with torch.no_grad():
                     x = self.student.features(x) if x is not None else None
                     if windows is not None:
-                        b, w = windows.shape[:2]
-                        windows = self.student.features(windows.flatten(0, 1)).reshape(b, w, -1).mean(dim=1)
+                        windows = mean_pooled(self.student, windows)
             if windows is None:
                 emb, weights = model(x), [1.0]
             else:

@@ -56,6 +56,7 @@ __all__ = [
     "window_logmels",
     "mel_affine",
     "StreamingStudent",
+    "mean_pooled",
     "stream_embed",
     "FeaturesGraph",
     "HeadGraph",
@@ -179,6 +180,14 @@ def mel_affine(student: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     return scale.float().numpy().astype(np.float32), shift.float().numpy().astype(np.float32)
 
 
+def mean_pooled(student: nn.Module, windows: torch.Tensor) -> torch.Tensor:
+    """``(B, W, frames, M)`` window log-mels → ``(B, embed_width)``: the mean of the windows' pooled vectors."""
+    if windows.dim() != 4:
+        raise ValueError(f"expected windows of shape (B, W, frames, n_mels), got {tuple(windows.shape)}")
+    b, w = windows.shape[:2]
+    return student.features(windows.flatten(0, 1)).reshape(b, w, -1).mean(dim=1)
+
+
 class StreamingStudent(nn.Module):
     """A student that embeds clips window by window, exactly as the device does.
 
@@ -210,10 +219,7 @@ class StreamingStudent(nn.Module):
 
     def pooled(self, windows: torch.Tensor) -> torch.Tensor:
         """``(B, W, frames, M)`` → mean pooled vector ``(B, embed_width)``."""
-        if windows.dim() != 4:
-            raise ValueError(f"expected windows of shape (B, W, frames, n_mels), got {tuple(windows.shape)}")
-        b, w = windows.shape[:2]
-        return self.student.features(windows.flatten(0, 1)).reshape(b, w, -1).mean(dim=1)
+        return mean_pooled(self.student, windows)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.student.head(self.pooled(windows))
