@@ -166,8 +166,9 @@ def test_distilling_with_windows_makes_streaming_agree_with_whole_clips(esc10_ro
     threads (other kernels, other rounding), restored afterwards.
 
     A student this small in 60 steps lands between 0.96 and 0.985 depending on
-    float rounding (measured: 0.963, 0.974, 0.984), so this asserts ≥ 0.95 and
-    the gain over the control (0.80-0.97); the ≥ 0.98 figure on a real teacher
+    float rounding (measured: 0.974 at 1 thread, 0.963 at 2; 0.984 with dropout
+    on and no lr decay), so this asserts ≥ 0.95 and the gain over the control
+    (measured 0.80 and 0.90); the ≥ 0.98 figure on a real teacher
     and student is `benchmarks/streaming_distill.py`'s (0.9948).
     """
     from dataclasses import replace
