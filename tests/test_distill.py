@@ -255,6 +255,31 @@ def test_stream_weight_one_trains_only_the_streamed_path(long_cache, long_data, 
     assert last["val_loss"] == pytest.approx(-last["val_stream_cosine"], abs=1e-9)
 
 
+def test_stream_consistency_is_trained_and_monitored(long_cache, long_data, tmp_path: Path) -> None:
+    from tinyclap.students import AudioStudent
+
+    cache, _ = long_cache
+    train, val = long_data
+    runs = {}
+    for c in (0.0, 1.0):
+        torch.manual_seed(0)
+        student = AudioStudent(tiny_student(dim=DIM, dropout=False).config, LONG_AUDIO)
+        runs[c] = distill(student, cache, train, val, out_dir=tmp_path / f"c{c}", epochs=2, stream_window=0.5,
+                          stream_consistency=c, **FAST).history
+    last = runs[1.0][-1]
+    # The monitored loss is the trained one: both paths toward the teacher, plus the streamed path toward the
+    # whole clip's embedding.
+    want = -(0.5 * last["val_cosine"] + 0.5 * last["val_stream_cosine"] + 1.0 * last["val_stream_agreement"])
+    assert last["val_loss"] == pytest.approx(want, abs=1e-9)
+    # The term changes the gradient, so the weights (and the streamed path) differ from the run without it.
+    assert runs[1.0][0]["val_stream_agreement"] != runs[0.0][0]["val_stream_agreement"]
+    for bad, match in (({"stream_consistency": 1.0}, "needs stream_window"),
+                       ({"stream_consistency": 1.0, "stream_window": 0.5, "stream_weight": 1.0}, "stream_weight < 1"),
+                       ({"stream_consistency": -1.0, "stream_window": 0.5}, ">= 0")):
+        with pytest.raises(PresetError, match=match):
+            make_config("quick", **bad)
+
+
 def test_stream_window_must_be_shorter_than_the_clip(long_cache, long_data, tmp_path: Path) -> None:
     from tinyclap.export.streaming import WindowError
     from tinyclap.students import AudioStudent
@@ -275,7 +300,7 @@ def test_runs_saved_before_a_setting_existed_still_resume(cache, data, tmp_path:
     distill(tiny_student(), cache, data, out_dir=out, epochs=1, **FAST)
     state_path = ckpt.run_paths(out)["state"]
     state = ckpt.load_training_state(state_path)
-    for key in ("stream_window", "stream_weight"):  # as written before streaming distillation existed
+    for key in ("stream_window", "stream_weight", "stream_consistency"):  # as written before they existed
         del state["config"][key]
     ckpt.save_training_state(state_path, state)
     result = distill(tiny_student(), cache, data, out_dir=out, epochs=2, resume=True, **FAST)

@@ -58,6 +58,19 @@ def test_cli_flags_override_the_preset(setup_files, tmp_path: Path, capsys) -> N
     assert "--resume" in capsys.readouterr().err
 
 
+def test_cli_streaming_flags_reach_the_recipe(setup_files, tmp_path: Path, capsys) -> None:
+    cache, preset = setup_files
+    flags = ("--epochs", "1", "--stream-window", "0.25", "--stream-weight", "0.25", "--stream-consistency", "2")
+    assert main(_args(cache, preset, tmp_path / "run", *flags)) == 0
+    cfg = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    assert (cfg["stream_window"], cfg["stream_weight"], cfg["stream_consistency"]) == (0.25, 0.25, 2.0)
+    capsys.readouterr()
+    # The consistency term compares the two paths: without a window it is refused before anything is written.
+    assert main(_args(cache, preset, tmp_path / "bad", "--epochs", "1", "--stream-consistency", "1")) != 0
+    assert "needs stream_window" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.slow
 def test_sigint_saves_and_resume_matches_an_uninterrupted_run(setup_files, tmp_path: Path) -> None:
     cache, preset = setup_files

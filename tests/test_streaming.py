@@ -124,12 +124,19 @@ def test_export_graphs_compute_the_student(student, clips):
 
 class StandardisedTeacher:
     """Teacher protocol: per-mel mean of the log-mel, standardised with statistics of ``clips``, through a
-    fixed random projection and tanh. Deterministic and discriminative on real audio, and a clip-level
-    statistic that a student averaging window features can represent (as it must represent a CLAP's)."""
+    fixed random projection and tanh, plus a direction every clip shares (weight ``common``).
+
+    Deterministic and discriminative on real audio, and a clip-level statistic that a student averaging
+    window features can represent (as it must represent a CLAP's). The shared direction makes the space
+    anisotropic like a trained one: with ``common=1`` two different ESC-10 clips have mean cosine 0.49,
+    against 0.497 for the CLAP teacher pretrained in ``benchmarks/streaming_distill.py``. Without it
+    (targets nearly orthogonal), the tiny test student's embeddings of a few clips are nearly zero
+    before the LayerNorm of its head, and their direction flips between runs.
+    """
 
     licence = "test teacher (no licence)"
 
-    def __init__(self, clips, dim: int, audio_config, seed: int = 0):
+    def __init__(self, clips, dim: int, audio_config, seed: int = 0, common: float = 1.0):
         from distill_tiny import ProjTeacher
 
         self.name, self.dim, self.audio_config = "test-standardised", dim, audio_config
@@ -138,6 +145,8 @@ class StandardisedTeacher:
                            for j in range(0, len(clips), 32)])
         self.center, self.scale = stats.mean(0), stats.std(0) + 1e-3
         self.weight = ProjTeacher(dim=dim, audio_config=audio_config, seed=seed).weight[: audio_config.n_mels] * 0.5
+        self.shared = common * torch.nn.functional.normalize(
+            torch.randn(dim, generator=torch.Generator().manual_seed(seed + 1)), dim=0)
         self.embed_text = ProjTeacher(dim=dim, audio_config=audio_config).embed_text
 
     def _stats(self, clips) -> torch.Tensor:
@@ -147,29 +156,29 @@ class StandardisedTeacher:
 
     def embed_audio(self, clips) -> torch.Tensor:
         z = (self._stats(clips) - self.center) / self.scale
-        return torch.nn.functional.normalize(torch.tanh(z @ self.weight), dim=-1)
+        specific = torch.nn.functional.normalize(torch.tanh(z @ self.weight), dim=-1)
+        return torch.nn.functional.normalize(self.shared + specific, dim=-1)
+
+
+def _off_diagonal_mean(e: torch.Tensor) -> float:
+    """Mean cosine between two different clips' embeddings."""
+    return float((e @ e.T)[~torch.eye(len(e), dtype=torch.bool)].mean())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("threads", [1, 2])
-def test_distilling_with_windows_makes_streaming_agree_with_whole_clips(esc10_root, tmp_path, threads):
-    """Issue #7's contract on real clips: distilling with windows brings streamed and whole-clip embeddings together.
+def test_distilling_with_windows_makes_streaming_agree_with_whole_clips(esc10_root, tmp_path):
+    """Issue #7's contract on real clips: streamed and whole-clip embeddings agree (mean cosine >= 0.98).
 
-    Teacher: a random projection of the mean log-mel standardised over the
-    training clips (so that different clips get clearly different embeddings:
-    the mean cosine between two clips must stay far below the agreement, or
-    agreement would mean nothing); student: the tiny export-test PhiNet;
-    ESC-10 folds 1-2 (160 real clips, 4 s at 16 kHz) distilled for 6 epochs (cosine lr, no dropout: a tiny net with
-    dropout trains chaotically, and the result would hang on float rounding),
-    fold 5 held out. The same student distilled without windows is the
-    control: its streamed embeddings agree less. Run with 1 and 2 torch
-    threads (other kernels, other rounding), restored afterwards.
+    Teacher: :class:`StandardisedTeacher` fitted on the training clips;
+    student: the tiny export-test PhiNet (no dropout: a tiny net with dropout
+    trains chaotically); ESC-10 folds 1-2 (160 real clips, 4 s at 16 kHz)
+    distilled for 6 epochs (cosine lr) with 1 s windows, ``stream_weight``
+    0.5 and ``stream_consistency`` 1; 40 clips of fold 5 held out. Run at 1
+    and 2 torch threads (other kernels, other rounding; restored afterwards).
+    The control is the same student distilled on whole clips only.
 
-    A student this small in 60 steps lands between 0.96 and 0.985 depending on
-    float rounding (measured: 0.974 at 1 thread, 0.963 at 2; 0.984 with dropout
-    on and no lr decay), so this asserts ≥ 0.95 and the gain over the control
-    (measured 0.80 and 0.90); the ≥ 0.98 figure on a real teacher
-    and student is `benchmarks/streaming_distill.py`'s (0.9948).
+    Measured (2-core x86 CPU): 0.9895 at 1 thread, 0.9864 at 2 (seeds 1 and 2
+    at 1 thread: 0.9906, 0.984); without the consistency term 0.979-0.987.
     """
     from dataclasses import replace
 
@@ -183,26 +192,30 @@ def test_distilling_with_windows_makes_streaming_agree_with_whole_clips(esc10_ro
     teacher = StandardisedTeacher(train, dim=TINY.dim, audio_config=audio)
     cache = build_cache(teacher, train, tmp_path / "cache", batch_size=32, progress=False)
     config = replace(TINY, block_dropout=0.0, proj_dropout=0.0)
-    agreement, spread = {}, {}
+    runs = {"whole": (None, 0.0, 1), "streamed": (1.0, 1.0, 1), "streamed, 2 threads": (1.0, 1.0, 2)}
+    agreement, worst, spread = {}, {}, {}
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
-        for name, window in (("whole", None), ("streamed", 1.0)):
+        for name, (window, consistency, threads) in runs.items():
+            torch.set_num_threads(threads)
             torch.manual_seed(0)
             student = AudioStudent(config, audio)
             distill(student, cache, train, out_dir=tmp_path / name, preset="quick", epochs=6, batch_size=16,
-                    progress=False, stream_window=window, **{"scheduler.name": "cosine"})
-            student.eval()
-            streamed = stream_embed(student, clips, 1.0)
+                    progress=False, stream_window=window, stream_consistency=consistency,
+                    **{"scheduler.name": "cosine"})
+            streamed = stream_embed(student.eval(), clips, 1.0)
             with torch.no_grad():
                 whole = student.embed_audio(clips)
-            cos = streamed @ whole.T
-            agreement[name] = float(cos.diagonal().mean())
+            cos = (streamed * whole).sum(-1)
+            agreement[name], worst[name] = float(cos.mean()), float(cos.min())
             # How alike two different clips are: agreement must beat it by far (not agreement by collapse).
-            spread[name] = float((whole @ whole.T)[~torch.eye(len(clips), dtype=torch.bool)].mean())
+            spread[name] = _off_diagonal_mean(whole)
     finally:
         torch.set_num_threads(old_threads)
-    print(f"agreement {agreement}, mean cosine between different clips {spread}")
-    assert agreement["streamed"] >= 0.95, agreement
-    assert agreement["streamed"] > agreement["whole"], agreement
-    assert 1 - agreement["streamed"] < 0.25 * (1 - spread["streamed"]), (agreement, spread)
+    print(f"agreement {agreement}, worst {worst}, mean cosine between different clips {spread}")
+    teacher_spread = _off_diagonal_mean(teacher.embed_audio(clips))
+    assert 0.4 < teacher_spread < 0.6, teacher_spread  # the anisotropy the docstring states
+    for name in ("streamed", "streamed, 2 threads"):
+        assert agreement[name] >= 0.98, agreement
+        assert agreement[name] > agreement["whole"], agreement
+        assert 1 - agreement[name] < 0.1 * (1 - spread[name]), (agreement, spread)

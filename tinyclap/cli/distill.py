@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "many seconds (features per window, mean, head); see `tinyclap export --window`")
     p.add_argument("--stream-weight", type=float, metavar="W",
                    help="loss = (1-W) * whole clip + W * streamed (default 0.5; 1 = streamed only)")
+    p.add_argument("--stream-consistency", type=float, metavar="C",
+                   help="add C * (1 - cos(streamed, whole clip)) to the loss: trains the streaming contract "
+                        "directly (default 0; needs --stream-window)")
     p.add_argument("--set", dest="settings", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
                    help="any recipe setting, dotted for groups (--set scheduler.patience=5); repeatable")
     p.add_argument("--dims", type=Path, help="file of kept latent dims (one int per line, or JSON list)")
@@ -128,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "val_split": args.val_split,
         "seed": args.seed, "num_workers": args.num_workers, "device": args.device,
         "stream_window": args.stream_window, "stream_weight": args.stream_weight,
+        "stream_consistency": args.stream_consistency,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     if args.augment:

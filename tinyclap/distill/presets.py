@@ -67,9 +67,12 @@ class DistillConfig:
     progress: bool = True
     # Streaming ("distil with the same windowing"): also embed each clip as back-to-back windows of about
     # this many seconds (features per window, mean, head: what the device runs), target the clip's teacher
-    # embedding. None: whole clips only. The loss is (1 - stream_weight) * whole + stream_weight * streamed.
+    # embedding. None: whole clips only. The loss is (1 - stream_weight) * whole + stream_weight * streamed,
+    # plus stream_consistency * (1 - cos(streamed, whole clip)) with the whole clip as a fixed target: the
+    # streaming contract trained directly (it needs both paths, so stream_weight < 1).
     stream_window: float | None = None
     stream_weight: float = 0.5
+    stream_consistency: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -86,6 +89,10 @@ class DistillConfig:
             (self.stream_window is None or self.stream_window > 0,
              f"stream_window must be a positive number of seconds or null, got {self.stream_window!r}"),
             (0.0 <= self.stream_weight <= 1.0, f"stream_weight must be in [0, 1], got {self.stream_weight}"),
+            (self.stream_consistency >= 0.0, f"stream_consistency must be >= 0, got {self.stream_consistency}"),
+            (self.stream_consistency == 0.0 or (self.stream_window is not None and self.stream_weight < 1.0),
+             "stream_consistency compares the streamed and the whole-clip embedding: it needs stream_window "
+             f"and stream_weight < 1 (got stream_window={self.stream_window!r}, stream_weight={self.stream_weight})"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -112,7 +119,7 @@ class DistillConfig:
             for key in ints:
                 if key in d:
                     d[key] = int(d[key])
-            for key in ("lr", "weight_decay", "val_split", "stream_weight"):
+            for key in ("lr", "weight_decay", "val_split", "stream_weight", "stream_consistency"):
                 if key in d:
                     d[key] = float(d[key])
             if d.get("stream_window") is not None:

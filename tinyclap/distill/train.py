@@ -466,15 +466,17 @@ class _Run:
         n_global = float(counts.sum())
         # DDP averages gradients over ranks, so scale each rank's sum by world/n_global.
         parts = emb.split(len(ids))
-        loss = sum(w * cosine_distillation_loss(e, targets, normaliser=n_global / env.world_size)
-                   for w, e in zip(weights, parts))
+        terms = [(w, e, targets) for w, e in zip(weights, parts)]
+        if len(parts) == 2 and cfg.stream_consistency:  # the streaming contract: streamed -> (fixed) whole clip
+            terms.append((cfg.stream_consistency, parts[1], parts[0]))
+        loss = sum(w * cosine_distillation_loss(e, t, normaliser=n_global / env.world_size) for w, e, t in terms)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         self.optimizer.step()
         with torch.no_grad():
-            return float(sum(-w * cosine_similarity(e.detach(), targets).sum() for w, e in zip(weights, parts)))
+            return float(sum(-w * cosine_similarity(e.detach(), t).sum() for w, e, t in terms))
 
     # ------------------------------------------------------------ validation
     def validate(self) -> dict[str, Any]:
@@ -495,7 +497,7 @@ class _Run:
                 out.update(val_stream_cosine=s_cos, val_stream_agreement=agree)
                 if cos is not None and s_cos is not None:  # monitor the loss that is trained
                     w = cfg.stream_weight
-                    out["val_loss"] = -((1.0 - w) * cos + w * s_cos)
+                    out["val_loss"] = -((1.0 - w) * cos + w * s_cos + cfg.stream_consistency * agree)
         if self.zeroshot is not None:
             classes = self.zeroshot.for_dims(self.cache.kept_dims, self.cache.dim)
             acc, n = zeroshot_accuracy(self.encode_eval, classes, self.zeroshot.dataset, env, bs, cfg.num_workers)
