@@ -56,7 +56,7 @@ def msclap_rows(runs: int, device: str) -> list[dict]:
             "audio": _count(model.audio_encoder) - _count(head),
             "text": _count(model.caption_encoder),
             "tagging head": _count(head),
-            "s/clip": _median_seconds(lambda: teacher.embed_audio(clip), runs, device),
+            "s/clip": _median_seconds(lambda t=teacher: t.embed_audio(clip), runs, device),
         })
         del teacher, model
     return rows
