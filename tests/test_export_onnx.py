@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 import torch
 from export_support import load_clips, prototype_bank, tiny_student
@@ -18,10 +19,11 @@ from tinyclap.students import load_student, save_student
 
 # Static int8 (per-tensor activations, per-channel weights) of a random-weight
 # student whose BatchNorms were calibrated on these clips. Measured here:
-# cosine mean 0.988, worst 0.969 over 8 clips (ONNX Runtime 1.31). A trained student is smoother
-# and does better; the bounds leave room for calibration noise, not for a
-# broken quantiser (a wrong scale or a dropped bn0 gives cosines near 0).
-INT8_MEAN, INT8_WORST = 0.97, 0.93
+# cosine mean 0.990, worst 0.982 over 8 clips (ONNX Runtime 1.31, AVX2 CPU, 7-bit
+# weights; 0.988 / 0.969 with full-range weights). The bounds leave room for
+# calibration noise, not for a broken quantiser (a wrong scale or a dropped bn0
+# gives cosines near 0).
+INT8_MEAN, INT8_WORST = 0.98, 0.95
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +84,10 @@ def test_files_are_single_self_contained_onnx(exported):
         and inits[n.input[1]].dims[0] > 1
     ]
     assert per_channel
+    # 7-bit weights (reduce_range): full-range int8 weights saturate onnxruntime's non-VNNI x86 kernels.
+    weights = [onnx.numpy_helper.to_array(inits[n.input[0]]) for n in per_channel if n.input[0] in inits]
+    largest = max(int(np.abs(w.astype(np.int16)).max()) for w in weights if w.dtype == np.int8)
+    assert 60 <= largest <= 64, largest  # each channel's largest weight sits at the end of the range (127 at 8 bits)
 
 
 def test_onnx_fp32_equals_torch(exported):

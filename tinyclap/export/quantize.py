@@ -1,8 +1,9 @@
 """Static int8 quantisation recipes, calibrated on real log-mel windows.
 
 * :func:`quantize_onnx_int8`: onnxruntime static quantisation of an fp32
-  ONNX file into QDQ format, weights per output channel (symmetric int8),
-  activations per tensor (int8), ranges from a :class:`ArrayCalibrationReader`.
+  ONNX file into QDQ format, weights per output channel (symmetric int8 with
+  a 7-bit range, see below), activations per tensor (int8), ranges from a
+  :class:`ArrayCalibrationReader`.
 * :func:`pt2e_int8`: PyTorch 2 export (PT2E) post-training quantisation of a
   graph with litert-torch's quantizer, ready for conversion to a fully int8
   ``.tflite`` (:mod:`tinyclap.export.tflite`).
@@ -61,11 +62,19 @@ def ArrayCalibrationReader(input_name: str, batches: Iterable[np.ndarray]) -> An
     return _Reader()
 
 
-def quantize_onnx_int8(fp32_path: str | Path, out_path: str | Path, calibration: Iterable[np.ndarray]) -> Path:
+def quantize_onnx_int8(
+    fp32_path: str | Path, out_path: str | Path, calibration: Iterable[np.ndarray], reduce_range: bool = True
+) -> Path:
     """Static QDQ int8 (per-channel weights) of ``fp32_path`` into ``out_path``, calibrated on ``calibration`` batches.
 
     The fp32 graph is first pre-processed (shape inference, graph
     optimisation) as onnxruntime recommends. The write is atomic.
+
+    ``reduce_range`` keeps weights in [-64, 63]: onnxruntime's int8 convolutions
+    on x86 CPUs without VNNI (AVX2, AVX-512F) multiply pairs of 8-bit values
+    into saturating 16-bit sums, which full-range weights overflow. Measured on
+    the quickstart student (AVX2 CPU, 128 calibration windows): cosine to fp32
+    0.946 mean / 0.753 worst with full-range weights, 0.9996 / 0.998 with 7 bits.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -90,6 +99,7 @@ def quantize_onnx_int8(fp32_path: str | Path, out_path: str | Path, calibration:
                     reader,
                     quant_format=QuantFormat.QDQ,
                     per_channel=True,
+                    reduce_range=reduce_range,
                     activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax,
