@@ -4,10 +4,11 @@ Protocol (ESC-10 layout, 5 s clips at 44.1 kHz):
 
 1. pretrain a CLAP teacher on folds 1-3 at 5 s (recipe ``quick`` with 5 s
    clips, packaged MiniLM text tower), validated on fold 4;
-2. cache its embeddings of folds 1-4 and distil the same student twice from
-   the same initial weights: on whole clips only, and with
+2. cache its embeddings of folds 1-4 and distil the same student three times
+   from the same initial weights: on whole clips only, with
    ``stream_window=1.0`` (loss: half whole clip, half the device's streamed
-   path);
+   path), and with that plus ``stream_consistency`` (``--consistency``, the
+   streamed path pulled toward the whole clip's embedding);
 3. on fold 5 (80 clips) print, for each: streamed-vs-whole cosine (mean and
    worst), each path's cosine to the teacher, the mean cosine between two
    different clips' whole-clip embeddings (the scale the streaming error is
@@ -18,6 +19,7 @@ Re-running with the same ``--out`` reuses the teacher, the cache and finished
 runs. Not run by CI.
 
     python benchmarks/streaming_distill.py [--root DIR] [--out runs/streaming] [--epochs 4] [--student NAME]
+                                           [--consistency 1]
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=4, help="distillation epochs per run")
     ap.add_argument("--teacher-epochs", type=int, default=15)
     ap.add_argument("--window", type=float, default=1.0, help="streaming window, seconds")
+    ap.add_argument("--consistency", type=float, default=1.0, help="stream_consistency of the third run")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if not (args.root / "meta").is_dir():
@@ -96,14 +99,17 @@ def main(argv: list[str] | None = None) -> int:
           f"mean cosine between clips {off_diagonal_mean(target):.3f}")
     print(f"{'distilled on':<16}{'stream~whole':>14}{'worst':>8}{'whole~T':>9}{'stream~T':>10}"
           f"{'clips~clips':>13}{'acc whole':>11}{'acc stream':>12}{'s':>7}")
-    for name, window in (("whole clips", None), (f"{args.window:g} s windows", args.window)):
+    w, c = args.window, args.consistency
+    runs = (("whole clips", None, 0.0, "whole"), (f"{w:g} s windows", w, 0.0, f"stream{w:g}"),
+            (f"+ consistency {c:g}", w, c, f"stream{w:g}c{c:g}"))
+    for name, window, consistency, folder in runs:
         torch.manual_seed(args.seed)
         student = AudioStudent.from_name(args.student, dim=teacher.dim, audio_config=teacher.audio_config)
         t0 = time.perf_counter()
-        run = args.out / ("whole" if window is None else f"stream{window:g}")
+        run = args.out / folder
         result = distill(student, args.out / "cache", train, out_dir=run, preset="quick", epochs=args.epochs,
                          seed=args.seed, progress=False, resume=run.exists(), stream_window=window,
-                         **{"scheduler.name": "cosine"})
+                         stream_consistency=consistency, **{"scheduler.name": "cosine"})
         seconds = time.perf_counter() - t0
         student = result.student.eval()
         with torch.no_grad():
