@@ -78,6 +78,13 @@ def test_overflow_error_names_what_and_by_how_much(run):
         assert (run["out"] / name).is_file(), name
 
 
+def test_streaming_agreement_and_advice(run):
+    """A random-weight student streams poorly; the report says how to train it for the device's path."""
+    s = run["report"]["streaming"]
+    assert 0.0 < s["cosine_mean"] < 0.98 and s["cosine_worst"] <= s["cosine_mean"]
+    assert "--stream-window 0.5" in s["advice"]  # the window asked for (distill rounds it as export does)
+
+
 def test_same_export_fits_stm32h7(run):
     t = run["report"]["target"]
     flash = {k: v for k, v in t["flash"]["parts"].items() if k != "reserved"}
