@@ -39,6 +39,8 @@ __all__ = ["FORMATS", "ExportError", "ExportResult", "parse_formats", "bank_for_
 
 FORMATS: tuple[str, ...] = ("onnx", "onnx-int8", "tflite-int8", "c")
 _CHUNK = 32  # windows per torch forward
+# Streamed vs whole-clip cosine below which the export advises distilling with the windows (issue #7).
+STREAM_AGREEMENT = 0.98
 
 
 class ExportError(TinyClapError, ValueError):
@@ -289,9 +291,6 @@ def export_student(
         result.fit.raise_if_over()  # after everything is written: nothing is lost
     return result
 
-
-# Streamed vs whole-clip cosine below which the export advises distilling with the windows (issue #7's contract).
-STREAM_AGREEMENT = 0.98
 
 _IO = {"features": ("logmel", "pooled"), "head": ("pooled", "embedding"), "embed": ("logmel", "embedding")}
 
