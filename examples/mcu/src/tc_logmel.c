@@ -115,49 +115,26 @@ static int frame_ok(size_t n, size_t t)
     return n > TC_HALF_FFT && t < tc_logmel_frames(n);
 }
 
-int tc_logmel_buffer_frame(tc_logmel_t *st, const float *wave, size_t n, size_t t,
-                           float out[TC_LOGMEL_N_MELS])
+/* Frame t of an n-sample buffer held either as float (f32) or as int16 PCM
+ * (i16, scaled by 1/32768 inside the n_fft work buffer); the other is NULL.
+ * One body for both so the two input types cannot drift apart. */
+static int buffer_frame(tc_logmel_t *st, const float *f32, const int16_t *i16, size_t n, size_t t,
+                        float out[TC_LOGMEL_N_MELS])
 {
     size_t j;
     if (!frame_ok(n, t)) {
         return -1;
     }
     for (j = 0; j < TC_LOGMEL_N_FFT; ++j) {
-        st->buf[j] = (tc_float_t)wave[reflect_src(n, t, j)] * tc_logmel_window[j];
+        const size_t i = reflect_src(n, t, j);
+        const tc_float_t x = f32 ? (tc_float_t)f32[i] : (tc_float_t)i16[i] * TC_I16_SCALE;
+        st->buf[j] = x * tc_logmel_window[j];
     }
     spectrum_to_logmel(st, out);
     return 0;
 }
 
-int tc_logmel_buffer_frame_i16(tc_logmel_t *st, const int16_t *wave, size_t n, size_t t,
-                               float out[TC_LOGMEL_N_MELS])
-{
-    size_t j;
-    if (!frame_ok(n, t)) {
-        return -1;
-    }
-    for (j = 0; j < TC_LOGMEL_N_FFT; ++j) {
-        st->buf[j] = ((tc_float_t)wave[reflect_src(n, t, j)] * TC_I16_SCALE) * tc_logmel_window[j];
-    }
-    spectrum_to_logmel(st, out);
-    return 0;
-}
-
-long tc_logmel_buffer(tc_logmel_t *st, const float *wave, size_t n, float *out,
-                      size_t max_frames)
-{
-    const size_t frames = tc_logmel_frames(n);
-    size_t t;
-    if (n <= TC_HALF_FFT || frames > max_frames) {
-        return -1;
-    }
-    for (t = 0; t < frames; ++t) {
-        (void)tc_logmel_buffer_frame(st, wave, n, t, out + t * TC_LOGMEL_N_MELS);
-    }
-    return (long)frames;
-}
-
-long tc_logmel_buffer_i16(tc_logmel_t *st, const int16_t *wave, size_t n, float *out,
+static long buffer_frames(tc_logmel_t *st, const float *f32, const int16_t *i16, size_t n, float *out,
                           size_t max_frames)
 {
     const size_t frames = tc_logmel_frames(n);
@@ -166,7 +143,29 @@ long tc_logmel_buffer_i16(tc_logmel_t *st, const int16_t *wave, size_t n, float 
         return -1;
     }
     for (t = 0; t < frames; ++t) {
-        (void)tc_logmel_buffer_frame_i16(st, wave, n, t, out + t * TC_LOGMEL_N_MELS);
+        (void)buffer_frame(st, f32, i16, n, t, out + t * TC_LOGMEL_N_MELS);
     }
     return (long)frames;
+}
+
+int tc_logmel_buffer_frame(tc_logmel_t *st, const float *wave, size_t n, size_t t,
+                           float out[TC_LOGMEL_N_MELS])
+{
+    return buffer_frame(st, wave, NULL, n, t, out);
+}
+
+int tc_logmel_buffer_frame_i16(tc_logmel_t *st, const int16_t *wave, size_t n, size_t t,
+                               float out[TC_LOGMEL_N_MELS])
+{
+    return buffer_frame(st, NULL, wave, n, t, out);
+}
+
+long tc_logmel_buffer(tc_logmel_t *st, const float *wave, size_t n, float *out, size_t max_frames)
+{
+    return buffer_frames(st, wave, NULL, n, out, max_frames);
+}
+
+long tc_logmel_buffer_i16(tc_logmel_t *st, const int16_t *wave, size_t n, float *out, size_t max_frames)
+{
+    return buffer_frames(st, NULL, wave, n, out, max_frames);
 }
