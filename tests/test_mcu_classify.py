@@ -1,4 +1,4 @@
-"""The C int8 classifier (examples/mcu/src/tc_classify.c) against the Python int8 reference.
+"""The C int8 classifier (tinyclap/firmware/csrc/tc_classify.c) against the Python int8 reference.
 
 Both sides quantise the same way and score with the same integer arithmetic,
 so the test demands identical scores, labels and top-k, not "close".

@@ -22,6 +22,7 @@ from tinyclap.export.mcu import (
 
 REPO = Path(__file__).resolve().parent.parent
 MCU = REPO / "examples" / "mcu"
+CSRC = REPO / "tinyclap" / "firmware" / "csrc"  # the C sources (package data)
 WARN = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 pytestmark = pytest.mark.skipif(
@@ -126,7 +127,7 @@ def test_generated_files_compile_as_cpp(tmp_path: Path):
     use = tmp_path / "use.cc"
     use.write_text('#include "tinyclap_model.h"\n#include "tc_classify.h"\n#include "tc_logmel.h"\n'
                    "int main() { return tc_classify(nullptr, 0, tc_bank, 0, TC_EMBED_DIM, nullptr) + 1; }\n")
-    inc = [f"-I{gen}", f"-I{MCU / 'src'}"]
+    inc = [f"-I{gen}", f"-I{CSRC}"]
     subprocess.run(["c++", "-std=c++17", *WARN, *inc, "-c", str(use), "-o", str(tmp_path / "use.o")], check=True)
     subprocess.run(["c++", "-std=c++17", *WARN, *inc, "-x", "c++", "-c", str(gen / "tinyclap_model.c"),
                     "-o", str(tmp_path / "model.o")], check=True)

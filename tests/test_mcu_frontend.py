@@ -1,4 +1,4 @@
-"""The C log-mel front end (examples/mcu/src/tc_logmel.c) against tinyclap.audio.LogMel.
+"""The C log-mel front end (tinyclap/firmware/csrc/tc_logmel.c) against tinyclap.audio.LogMel.
 
 Builds the host tools with the examples' Makefile (gcc, -std=c99 -Wall -Wextra
 -Werror -pedantic -Wconversion ...), runs them on real ESC-10 clips written as
@@ -22,6 +22,7 @@ from tinyclap.export.mcu import CodegenError, frontend_tables, write_frontend_ta
 
 REPO = Path(__file__).resolve().parent.parent
 MCU = REPO / "examples" / "mcu"
+CSRC = REPO / "tinyclap" / "firmware" / "csrc"  # the C sources (package data)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("make") is None or shutil.which("cc") is None, reason="needs make and a C compiler"
@@ -126,7 +127,7 @@ def test_checked_in_tables_are_current(tmp_path: Path):
     """examples/mcu/generated/ holds exactly what write_frontend_tables makes for the default config."""
     write_frontend_tables(tmp_path, AudioConfig())
     for name in ("tc_logmel_config.h", "tc_logmel_tables.h"):
-        assert (MCU / "generated" / name).read_text() == (tmp_path / name).read_text(), (
+        assert (CSRC / "generated" / name).read_text() == (tmp_path / name).read_text(), (
             f"examples/mcu/generated/{name} is stale: regenerate it (docs/mcu.md)"
         )
 
@@ -291,10 +292,10 @@ def test_cross_compiles_for_cortex_m4f_without_soft_double(tmp_path: Path):
     arithmetic sneaks in: that would call the software routines __aeabi_d*."""
     flags = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-std=c99", "-O2",
              "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", "-Wdouble-promotion", "-Wconversion",
-             f"-I{MCU / 'src'}", f"-I{MCU / 'generated'}"]
+             f"-I{CSRC}", f"-I{CSRC / 'generated'}"]
     for name in ("tc_rfft.c", "tc_logmel.c", "tc_classify.c"):
         obj = tmp_path / f"{name}.o"
-        cc = subprocess.run(["arm-none-eabi-gcc", *flags, "-c", str(MCU / "src" / name), "-o", str(obj)],
+        cc = subprocess.run(["arm-none-eabi-gcc", *flags, "-c", str(CSRC / name), "-o", str(obj)],
                             capture_output=True, text=True)
         assert cc.returncode == 0, cc.stderr
         symbols = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True).stdout
