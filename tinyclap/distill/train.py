@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tinyclap.audio import LogMel
 from tinyclap.errors import CheckpointError, DataError, TinyClapError
 from tinyclap.io import write_json
+from tinyclap.runs import check_run_folder, mark_run_folder
 from tinyclap.stopping import StopFlag, graceful_stop
 from tinyclap.students.speed import channels_last
 
@@ -810,6 +811,7 @@ def _distill(
         zeroshot = ZeroShotSet(*zeroshot)
 
     paths = ckpt.run_paths(out)
+    check_run_folder(out, "distill")  # a pretraining run's metrics.jsonl is not ours to overwrite
     state = None
     if paths["state"].is_file():
         if not resume:
@@ -829,6 +831,6 @@ def _distill(
         if env.is_main and run.epoch < cfg.epochs:
             print(f"resuming {out} at epoch {run.epoch + 1}, batch {run.batch} (step {run.global_step})")
     if env.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        mark_run_folder(out, "distill")
     run.run()
     return run.finish()

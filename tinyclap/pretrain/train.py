@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from tinyclap.distill.checkpoints import load_training_state, save_training_state
 from tinyclap.distill.train import RunExistsError
+from tinyclap.runs import check_run_folder, mark_run_folder
 from tinyclap.stopping import StopFlag, graceful_stop
 from tinyclap.io import atomic_path
 from tinyclap.pretrain.config import PretrainConfig, RecipeError
@@ -494,6 +495,7 @@ def pretrain(
     """
     out_dir = Path(out_dir)
     paths = run_paths(out_dir)
+    check_run_folder(out_dir, "pretrain")  # a distillation run's metrics.jsonl is not ours to overwrite
     saved = None
     if paths["state"].is_file():
         if not resume:
@@ -505,6 +507,7 @@ def pretrain(
     config.check()
     if not config.data:
         raise RecipeError("no training data: give --data SPEC (e.g. --data synth) or a recipe with data")
+    mark_run_folder(out_dir, "pretrain")
     run = _Run(config, out_dir, saved, progress)
     _write_recipe(paths["recipe"], run.cfg)
     stop = StopFlag()

@@ -26,6 +26,7 @@ from tinyclap.audio import AudioConfig
 from tinyclap.errors import TinyClapError
 from tinyclap.quickstart.options import QuickstartOptions
 from tinyclap.quickstart.steps import Step, StepRunner
+from tinyclap.runs import mark_run_folder
 
 __all__ = ["QuickstartOptions", "run_quickstart", "UNSEEN_FAMILIES"]
 
@@ -301,14 +302,28 @@ def _latency(teacher: Any, student: Any, dataset: Any, n: int = 15) -> dict[str,
     return {"teacher_s": t, "student_s": s, "ratio": t / s if s > 0 else float("nan")}
 
 
+def _check_run_folder(out: Path) -> None:
+    """``--out`` must be new, empty or a quickstart run folder: ``--fresh`` deletes it, a run fills it."""
+    from tinyclap.runs import RunKindError, is_empty_dir, run_kind
+
+    if not out.is_dir() or is_empty_dir(out):
+        return
+    kind = run_kind(out)
+    if kind != "quickstart":
+        what = f"a {kind} run folder" if kind else "a folder that is not a quickstart run (no steps.json)"
+        raise RunKindError(f"{out}: is {what}; the quickstart (and --fresh, which deletes its folder) "
+                           "needs a new or empty --out, or one of its own run folders")
+
+
 def run_quickstart(opts: QuickstartOptions, fresh: bool = False) -> Path:
     """Run (or resume) the quickstart; returns the path of ``report.md``."""
     from tinyclap.quickstart.report import write_report_md
 
     out = Path(opts.out)
-    if fresh and out.exists():
+    _check_run_folder(out)  # before anything is deleted or written
+    if fresh and out.is_dir():
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    mark_run_folder(out, "quickstart")
     qs = Quickstart(opts)
     record = qs.runner.run(qs.steps())
     return write_report_md(out, record)
