@@ -1,8 +1,14 @@
 /*
  * tc_app.h - tinyclap's streaming classifier, as firmware calls it (C API).
  *
- * Implemented in main_tflm.cc with TensorFlow Lite Micro. Typical use from a
- * C main loop (STM32 HAL, Zephyr, ...):
+ * Two implementations, one API:
+ *   tc_app.c      plain C99: the network as generated C (tinyclap.firmware.netgen,
+ *                 tc_nn.c), one static arena, no TensorFlow Lite Micro. This is
+ *                 what `tinyclap export --target` bundles into OUT/firmware/.
+ *   main_tflm.cc  (examples/mcu/) the same loop over TensorFlow Lite Micro, the
+ *                 alternative runtime (C++17, a TFLM library to link).
+ *
+ * Typical use from a C main loop (STM32 HAL, Zephyr, ...):
  *
  *     static int16_t window[TC_WINDOW_SAMPLES];    (tinyclap_model.h)
  *     if (tc_app_init() != 0) error();
@@ -30,8 +36,15 @@
 extern "C" {
 #endif
 
-/* Build the interpreters (models, op resolver, arenas). 0 on success; on
- * failure a reason has been printed with MicroPrintf. Call once. */
+/* Stages that tc_app.c reports to tc_profile(stage, begin) when built with
+ * -DTC_APP_PROFILE (main_qemu.c counts instructions per stage with it). */
+#define TC_STAGE_FRONTEND 0
+#define TC_STAGE_NETWORK 1
+#define TC_STAGE_CLASSIFIER 2
+#define TC_STAGES 3
+
+/* Prepare the front end and the network(s) (TFLM: build the interpreters; on
+ * failure a reason has been printed with MicroPrintf). 0 on success. Call once. */
 int tc_app_init(void);
 
 /* Forget the windows pushed so far (tc_app_finish also does this). */
@@ -50,8 +63,9 @@ int tc_app_push_window(const int16_t *window);
  * (if not NULL) their approximate cosine similarities. */
 int tc_app_finish(int *top, size_t k, float *cosine);
 
-/* Bytes of each tensor arena actually used (after tc_app_init), to size
- * TC_*_ARENA_BYTES for the device. */
+/* Bytes of each tensor arena used (after tc_app_init): TFLM's measured use, to
+ * size TC_*_ARENA_BYTES; the plain C network's static plan (one arena shared by
+ * the features and head networks, reported as `which` 0). */
 size_t tc_app_arena_used(int which /* 0: embed or features, 1: head */);
 
 #ifdef __cplusplus
