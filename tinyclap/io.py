@@ -11,7 +11,41 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_json", "read_json", "write_npz"]
+from tinyclap.errors import TinyClapError
+
+
+class OutputPathError(TinyClapError, OSError):
+    """An output path that cannot be written: a file where a folder must go, or the reverse."""
+
+
+def check_output(path: str | Path, kind: str = "file", option: str = "--out") -> Path:
+    """Refuse an output ``path`` that cannot be written, before any work is done.
+
+    ``kind`` is ``"file"`` (``path`` will be a file: it must not be a folder) or
+    ``"dir"`` (``path`` will be a folder: it must not be a file). Either way every
+    existing ancestor must be a writable folder (missing ones are created later).
+    Raises :class:`OutputPathError` naming ``option`` and the blocking path.
+    """
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}")
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if kind == "file" and path.is_dir():
+            raise OutputPathError(f"{option} {path}: is a folder; give a file name")
+        if kind == "dir" and not path.is_dir():
+            raise OutputPathError(f"{option} {path}: is a file, not a folder; give a folder name")
+        if not os.access(path, os.W_OK):
+            raise OutputPathError(f"{option} {path}: not writable")
+    parent = path.absolute().parent
+    while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"{option} {path}: {parent} is a file, so nothing can be written under it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option} {path}: folder {parent} is not writable")
+    return path
+
+__all__ = ["atomic_path", "write_json", "read_json", "write_npz", "check_output", "OutputPathError"]
 
 
 @contextmanager

@@ -35,7 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name in VERBS:
         importlib.import_module(f"tinyclap.cli.{name}").register(sub)
+    for verb_parser in sub.choices.values():
+        add_common_options(verb_parser)
     return parser
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every verb takes, defined once here (``build_parser`` adds them to each verb)."""
+    if "--debug" not in parser._option_string_actions:
+        parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
 
 
 # Verbs that run large CPU batches through a model (process-wide allocator setting, see tinyclap.students.speed).
@@ -57,12 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; re-run the same command to resume", file=sys.stderr)
         return 130
-    except (CLIError, TinyClapError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (CLIError, TinyClapError, OSError, ValueError) as err:
+        # Errors about the user's input and files (OSError: a path that cannot be read or
+        # written; ValueError: the library's bad-value error) are one line. Anything else is
+        # a bug and keeps its traceback; --debug shows the traceback of these too.
         if getattr(args, "debug", False):
             raise
-        print(f"tinyclap {args.verb}: error: {err}", file=sys.stderr)
+        print(f"tinyclap {args.verb}: error: {_one_line(err)}", file=sys.stderr)
         return 1
     return int(result or 0)
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (an OSError without a message says what it was)."""
+    text = str(err).strip()
+    if isinstance(err, OSError) and not isinstance(err, TinyClapError):
+        detail = err.strerror or text or type(err).__name__
+        names = [str(n) for n in (err.filename, err.filename2) if n is not None]
+        text = f"{' -> '.join(names)}: {detail}" if names else detail
+    return " ".join(text.split()) or type(err).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

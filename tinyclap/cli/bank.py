@@ -23,7 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--templates", default=None,
                    help="template file (one per line, '{}' marks the label) or a set name: reference, default")
     p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -40,8 +39,10 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     from tinyclap.bank import PromptBank, read_labels
+    from tinyclap.io import check_output
     from tinyclap.teachers.registry import load_teacher
 
+    check_output(args.out, "file")
     teacher = load_teacher(args.teacher, **parse_options(args.teacher_opt))
     if args.labels:
         labels = read_labels(args.labels)

@@ -30,7 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--info", action="store_true", help="only describe the cache in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
 
@@ -45,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.teacher or not args.data:
         raise ValueError("give --teacher NAME and --data SPEC... (or --info)")
+    from tinyclap.io import check_output
+
+    check_output(args.out, "dir")
     options: dict[str, Any] = {}
     for key in ("checkpoint", "text_model"):
         if getattr(args, key):

@@ -22,7 +22,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scan", action="store_true", help="decode every item once and report broken files")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for --scan")
     p.add_argument("--strict", action="store_true", help="stop at the first broken or missing file")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
 

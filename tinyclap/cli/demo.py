@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tinyclap.cli import CLIError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -27,14 +29,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--student", type=Path, help="student checkpoint (.json) from distill/prune")
     p.add_argument("--bank", type=Path, action="append", default=[], help="prompt bank .npz (repeatable)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or the first free from 7860)")
+    p.add_argument("--port", type=_port, help="port (default: $GRADIO_SERVER_PORT or the first free from 7860)")
     p.add_argument("--max-file-size", default="25mb", help="largest upload accepted (default 25mb)")
     p.add_argument("--max-seconds", type=float, default=300.0, help="longest clip accepted, in seconds (default 300)")
     p.add_argument("--max-prompts", type=int, default=64, help="most prompts per request (default 64)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--check", action="store_true", help="load the models, print what would be served, and exit")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range (1-65535)")
+    return port
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from tinyclap.demo.app import build_app, launch
     except ImportError as err:
-        raise RuntimeError(f"the demo needs gradio ({err.name} is missing): pip install 'tinyclap[demo]'") from None
+        raise CLIError(f"the demo needs gradio ({err.name} is missing): pip install 'tinyclap[demo]'") from None
     models.warm_up()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the demo", file=sys.stderr)

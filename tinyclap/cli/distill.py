@@ -59,7 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--zeroshot-bank", type=Path, help="PromptBank .npz of the teacher's class prompts for --zeroshot-data")
     p.add_argument("--zeroshot-teacher", help="teacher whose text tower builds the prompts (instead of --zeroshot-bank)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
 
@@ -138,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
         overrides["augment.enabled"] = True
     if args.no_progress:
         overrides["progress"] = False
+    from tinyclap.io import check_output
+
+    check_output(args.out, "dir")
     config = make_config(args.preset, **overrides)
     cache = EmbeddingCache.open(args.cache)
     dims = _read_dims(args.dims) if args.dims else None

@@ -29,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="save embeddings here (.npy or .npz) instead of printing them")
     p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
 
@@ -46,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: --out must end in .npy or .npz")
     if args.out is not None and args.out.suffix == ".npy" and args.audio and args.text:
         raise ValueError(f"{args.out}: .npy holds one kind of input; use .npz for --audio and --text together")
+    if args.out is not None:
+        from tinyclap.io import check_output
+
+        check_output(args.out, "file")
     options: dict[str, Any] = {}
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint

@@ -30,7 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for decoding")
     p.add_argument("--out", default=None, help="directory for metrics.json and confusion.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -40,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from tinyclap.evaluate import evaluate, open_eval_dataset, write_report
     from tinyclap.zeroshot import load_encoder
 
+    if args.out:
+        from tinyclap.io import check_output
+
+        check_output(args.out, "dir")  # before the (long) evaluation, not after it
     options = parse_options(args.teacher_opt)
     encoder = load_encoder(args.model, **options)
     teacher = None

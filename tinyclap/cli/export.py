@@ -38,7 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tflm-inputs", type=int, default=8, help="inputs per model run in TFLM vs LiteRT (default 8)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
 
@@ -58,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.calib_clips < 1 or args.tflm_inputs < 1:
         raise ValueError("--calib-clips and --tflm-inputs must be positive")
     formats = parse_formats(args.formats)  # refuse a typo before any work
+    from tinyclap.io import check_output
+
+    check_output(args.out, "dir")
     try:
         result = export_student(
             args.student,

@@ -36,14 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int, help="DataLoader workers reading audio")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tinyclap.pretrain.config import PretrainConfig, load_recipe
+    from tinyclap.io import check_output
     from tinyclap.pretrain.train import pretrain
 
+    check_output(args.out, "dir")
     config = load_recipe(args.preset) if args.preset else PretrainConfig()
     audio = dict(config.audio)
     if args.clip_seconds is not None:

@@ -37,7 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="fine-tuning batch size")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -45,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from tinyclap.bank import PromptBank
     from tinyclap.distill.cache import EmbeddingCache
     from tinyclap.prune import prune, sweep
+    from tinyclap.io import check_output
     from tinyclap.students import load_student
 
+    check_output(args.out, "dir")  # before scoring and fine-tuning, not after them
     student = load_student(args.student)
     bank = PromptBank.load(args.bank)
     cache = EmbeddingCache.open(args.cache)

@@ -33,8 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tinyclap.io import check_output
     from tinyclap.quickstart import run_quickstart
 
+    check_output(args.out, "dir")
     opts = QuickstartOptions(
         out=args.out, data=args.data, eval_data=args.eval_data, target=args.target,
         student_preset=args.student_preset, n_train=args.n_train, n_eval=args.n_eval,

@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dims < 1 or (args.embed_width is not None and args.embed_width < 1):
         raise ValueError("--dims and --embed-width must be positive")
+    if args.save:
+        from tinyclap.io import check_output
+
+        check_output(args.save, "file", option="--save")
     if args.profile:
         config, audio = resolve_config(args.profile)
         if args.window is not None:

@@ -34,6 +34,7 @@ fits, and a larger ``t0`` never needs a larger ``alpha``. Profiles are cached.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -96,12 +97,17 @@ _SECOND_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "sec
 
 def _split(text: str | int | float, what: str) -> tuple[float, str]:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if not math.isfinite(float(text)):
+            raise SizeError(f"{text!r}: not a finite {what}")
         return float(text), ""
     cleaned = str(text).replace("_", "").replace(",", "")
     m = _NUMBER.match(cleaned)
     if not m:
         raise SizeError(f"{text!r}: not a {what} (examples: {_EXAMPLES[what]})")
-    return float(m.group(1)), m.group(2).lower()
+    value = float(m.group(1))
+    if not math.isfinite(value) or value > 1e18:  # '1e400' is inf; an int() of it would overflow
+        raise SizeError(f"{text!r}: {what} too large (examples: {_EXAMPLES[what]})")
+    return value, m.group(2).lower()
 
 
 _EXAMPLES = {"size": "512KB, 1MB, 2MiB, 1048576", "count": "60M, 1.5G, 250k, 1000000", "duration": "1s, 500ms, 5"}
