@@ -286,6 +286,7 @@ def export_student(
         report.update(target=result.fit.to_dict())
         if result.fit.fits:  # an overflow is said once, by the BudgetError below
             say(result.fit.to_dict()["message"])
+        _export_firmware(result, report, tgt, say)  # OUT/firmware/: sources, network as C, Makefile, linker script
     result.report = report.data
     if result.fit is not None:
         result.fit.raise_if_over()  # after everything is written: nothing is lost
@@ -466,6 +467,21 @@ def _export_c(
         },
     )
     say(f"c: wrote {len(files.files)} files to {files.out_dir}")
+
+
+def _export_firmware(result: ExportResult, report: ExportReport, tgt: Target, say: Callable[[str], None]) -> None:
+    """Write OUT/firmware/ (tinyclap.firmware.bundle); a network the C generator refuses is reported, not fatal."""
+    from tinyclap.firmware.bundle import write_bundle
+
+    try:
+        bundle = write_bundle(result.out_dir, tgt)
+    except TinyClapError as err:
+        report.update(firmware={"error": str(err)})
+        say(f"firmware: not written: {err}")
+        return
+    result.files["firmware"] = sorted(p for p in bundle.dir.rglob("*") if p.is_file())
+    report.update(firmware={"dir": str(bundle.dir), "arena_bytes": bundle.arena_bytes, "models": bundle.models})
+    say(f"firmware: wrote {bundle.dir} (make cortex-m7, or tinyclap firmware build {bundle.dir})")
 
 
 def _quant(info: dict[str, Any]) -> Any:

@@ -86,13 +86,6 @@ def _fill(template: str, values: dict[str, Any]) -> str:
     return template
 
 
-def _elems(shape: list[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
 def write_bundle(
     export_dir: str | Path,
     target: str | Path | Target,
@@ -149,12 +142,19 @@ def write_bundle(
     nets: dict[str, Any] = {}
     for name in models:
         files = write_c_network(export_dir / f"{name}.int8.tflite", fw / "model", name)
+        if files.input.dtype != "int8" or files.output.dtype != "int8":
+            raise FirmwareError(
+                f"{name}.int8.tflite has {files.input.dtype} input / {files.output.dtype} output: "
+                "tc_app.c takes int8 tensors"
+            )
         nets[name] = {
             "c": Path(files.c_path).name,
             "h": Path(files.h_path).name,
             "arena_bytes": int(files.arena_bytes),
-            "input_elems": _elems(tfl[name]["input"]["shape"]),
-            "output_elems": _elems(tfl[name]["output"]["shape"]),
+            "weights_bytes": int(files.weights_bytes),
+            "input_elems": int(files.input.size),
+            "output_elems": int(files.output.size),
+            "ops": sorted(set(files.ops)),
         }
     arena = max(n["arena_bytes"] for n in nets.values())
     first = nets[models[0]]

@@ -6,10 +6,9 @@ ticks of the board's CMSDK timer spent in each stage (front end, network,
 classifier). QEMU runs with ``-icount shift=0``: virtual time advances exactly
 1 ns per instruction, so ticks convert to instructions at
 ``1e9 / timer_hz``. The image times a calibration loop of a known instruction
-count first (``subs`` + ``bne``, 2 per iteration, 2^21 in all); the
-instructions per tick measured on it are what the counts use, and
-:attr:`FirmwareRun.calibration_error` says how far they are from the nominal
-40 (25 MHz timer). A tick is 40 instructions, so each stage's count is exact to
+count first (``subs`` + ``bne``, 2 per iteration, 2^21 in all);
+:attr:`FirmwareRun.calibration_error` says how far its instructions per tick
+are from the nominal 40 (25 MHz timer) that the counts use. A tick is 40 instructions, so each stage's count is exact to
 that (plus the handful of instructions of the timer reads).
 
 Real-time factor: instructions per second of audio / clock, which assumes
@@ -88,14 +87,17 @@ class FirmwareRun:
     stack_used: int
     stack_size: int
     arena_bytes: int
-    instructions_per_tick: float
+    instructions_per_tick: float  # used for the counts: the nominal 40 (1 ns per instruction, 25 MHz timer)
+    measured_instructions_per_tick: float | None  # on the calibration loop of known length
     clock_hz: int | None
     target: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def calibration_error(self) -> float:
-        """Relative difference of the measured instructions per tick from the nominal 40."""
-        return self.instructions_per_tick / NOMINAL_INSTRUCTIONS_PER_TICK - 1.0
+    def calibration_error(self) -> float | None:
+        """Relative difference of the calibration loop's instructions per tick from the nominal 40."""
+        if self.measured_instructions_per_tick is None:
+            return None
+        return self.measured_instructions_per_tick / self.instructions_per_tick - 1.0
 
     @property
     def instructions(self) -> dict[str, int]:
@@ -132,6 +134,7 @@ class FirmwareRun:
             "instructions": self.instructions,
             "instructions_per_second": {k: round(v) for k, v in self.instructions_per_second.items()},
             "instructions_per_tick": self.instructions_per_tick,
+            "calibration_instructions_per_tick": self.measured_instructions_per_tick,
             "clock_hz": self.clock_hz,
             "real_time_factor": self.real_time_factor,
             "real_time_factor_assumes": "1 instruction per cycle at the target clock",
@@ -189,14 +192,13 @@ def parse_output(text: str, labels: Sequence[str], instructions_per_tick: float 
     if "done" not in out:
         tail = " | ".join(text.strip().splitlines()[-3:])
         raise FirmwareError(f"the firmware stopped before the end of its input (last output: {tail or 'none'})")
-    ipt = instructions_per_tick
-    if ipt is None and out["calib"] is not None:
-        ipt = out["calib"][0] / out["calib"][1]
+    ipt = NOMINAL_INSTRUCTIONS_PER_TICK if instructions_per_tick is None else instructions_per_tick
     out["instructions_per_tick"] = ipt
+    out["calibration"] = None if out["calib"] is None else out["calib"][0] / out["calib"][1]
     out["clip_results"] = [
         ClipResult(
             index=i, windows=w, samples=n, top=top, cosine=cos, labels=[labels[t] for t in top],
-            instructions={s: int(round(t * (ipt or 0.0))) for s, t in zip(STAGES, ticks)},
+            instructions={s: int(round(t * ipt)) for s, t in zip(STAGES, ticks)},
         )
         for i, w, n, top, cos, ticks in out["clips"]
     ]
@@ -241,13 +243,15 @@ def run_firmware(
             qemu, "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
             "-icount", "shift=0",
             "-semihosting-config", f"enable=on,target=native,arg=tinyclap,arg={inp}",
-            "-kernel", str(elf),
+            "-kernel", str(elf.resolve()),
         ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         except subprocess.TimeoutExpired:
             raise FirmwareError(f"QEMU ran for over {timeout:.0f} s without finishing ({len(pcm)} clips)") from None
-    parsed = parse_output(proc.stdout, bundle.manifest["labels"])
+    if proc.returncode != 0 and "TC " not in proc.stdout:
+        raise FirmwareError(f"QEMU exited with status {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    parsed = parse_output(proc.stdout, bundle.manifest["labels"])  # raises on the firmware's own errors
     if proc.returncode != 0:
         raise FirmwareError(f"QEMU exited with status {proc.returncode}: {proc.stderr.strip()[-300:]}")
     results = parsed["clip_results"]
@@ -267,6 +271,7 @@ def run_firmware(
         stack_size=stack_size,
         arena_bytes=int(parsed.get("arena", 0)),
         instructions_per_tick=float(parsed["instructions_per_tick"]),
+        measured_instructions_per_tick=parsed["calibration"],
         clock_hz=bundle.target.clock_hz,
         target=bundle.target.to_dict(),
     )
