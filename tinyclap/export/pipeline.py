@@ -1,6 +1,8 @@
 """``export_student``: a student + prompt bank → ONNX / ONNX int8 / TFLite int8 / C, verified and budgeted.
 
-Every format is verified as soon as it is written, on real calibration clips,
+Every format is verified as soon as it is written, on real clips held out of
+calibration (a quarter of ``calibration``, see
+:mod:`tinyclap.export.calibration`; ``report.json`` lists which clips did what),
 against the torch fp32 student run the same way (same windows): cosine of the
 clip embeddings and zero-shot agreement with the bank. TFLite models also run
 in TensorFlow Lite Micro, which measures their arena and must give the same
@@ -21,6 +23,7 @@ Output folder (``W`` = ``features`` + ``head`` with a streaming window, else ``e
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,7 +33,13 @@ import torch
 from torch import nn
 
 from tinyclap.errors import TinyClapError
-from tinyclap.export.calibration import CalibrationSet, load_calibration
+from tinyclap.export.calibration import (
+    CalibrationSet,
+    CalibrationWarning,
+    check_coverage,
+    load_calibration,
+    split_holdout,
+)
 from tinyclap.export.report import ExportReport, compare_embeddings
 from tinyclap.export.streaming import EmbedGraph, FeaturesGraph, HeadGraph, Windowing, mel_affine, plan_window
 from tinyclap.export.targets import FitReport, Target, check_fit, load_target
@@ -172,6 +181,7 @@ def export_student(
         bank_path = str(bank)
         bank = PromptBank.load(bank)
     bank = bank_for_student(student, bank)
+    _check_bank_teacher(student, bank, bank_path)
     if "tflite-int8" in fmts and student.config.head_act != "relu" and ("c" in fmts or tgt is not None):
         raise ExportError(
             f"{student.config.name} has a {student.config.head_act.upper()} head: TensorFlow Lite Micro has no "
@@ -181,7 +191,6 @@ def export_student(
 
     windowing = plan_window(student, window_seconds)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     calib = (
         calibration
         if isinstance(calibration, CalibrationSet)
@@ -192,10 +201,21 @@ def export_student(
             f"calibration clips are at {calib.audio_config.sample_rate} Hz, "
             f"the student expects {student.audio_config.sample_rate} Hz"
         )
+    # Held-out clips verify: ranges fitted to the clips they are judged on would hide a bad calibration.
+    calib_pos, verify_pos = split_holdout(len(calib))
+    coverage = check_coverage(calib, calib_pos)
+    for note in coverage["warnings"]:
+        if log is not None:
+            say(f"warning: {note}")
+        else:
+            warnings.warn(note, CalibrationWarning, stacklevel=2)
+    held_out = set(verify_pos).isdisjoint(calib_pos)
     say(
-        f"calibration: {len(calib)} clips from {calib.source}; "
+        f"calibration: {len(calib)} clips from {calib.source} ({len(calib_pos)} calibrate, {len(verify_pos)} "
+        f"{'held out to verify' if held_out else 'verify (too few clips to hold any out)'}); "
         f"windows of {windowing.frames} frames ({windowing.seconds:.3f} s)"
     )
+    out_dir.mkdir(parents=True, exist_ok=True)  # after the checks: refused input leaves no folder behind
     windows = calib.windows(windowing).numpy()  # (N, W, T, M) raw dB
     scale, shift = mel_affine(student)
 
@@ -221,7 +241,13 @@ def export_student(
         },
         window=windowing.to_dict(),
         models=names,
-        calibration=calib.to_dict(),
+        calibration={
+            **calib.to_dict(),
+            "calibration_clip_ids": [calib.clip_ids[i] for i in calib_pos],
+            "verification_clip_ids": [calib.clip_ids[i] for i in verify_pos],
+            "verified_on": "held-out clips" if held_out else "the calibration clip (too few clips to hold any out)",
+            **coverage,
+        },
         mel_affine={
             "scale": scale.tolist(),
             "shift": shift.tolist(),
@@ -244,7 +270,9 @@ def export_student(
             say(f"streaming: {agreement['advice']}")
         report.update(streaming=agreement)
 
-    inputs = _graph_inputs(windows, pooled, windowing)
+    # Ranges come from the calibration clips; every figure below is measured on the verification clips.
+    inputs = _graph_inputs(windows[calib_pos], None if pooled is None else pooled[calib_pos], windowing)
+    windows, reference = windows[verify_pos], reference[verify_pos]
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as work:
         onnx_paths: dict[str, Path] = {}
         if "onnx" in fmts or "onnx-int8" in fmts:
@@ -294,6 +322,17 @@ def export_student(
 
 
 _IO = {"features": ("logmel", "pooled"), "head": ("pooled", "embedding"), "embed": ("logmel", "embedding")}
+
+
+def _check_bank_teacher(student: nn.Module, bank: Any, bank_path: str | None) -> None:
+    """Refuse a bank built by another teacher than the student's (eval and demo warn; a device build must not)."""
+    from tinyclap.zeroshot import teacher_mismatch
+
+    mismatch = teacher_mismatch(getattr(student, "meta", None) or {}, bank)
+    if mismatch:
+        raise ExportError(
+            f"{bank_path or 'the prompt bank'}: {mismatch}; build the bank with the student's teacher (`tinyclap bank`)"
+        )
 
 
 def _graph_inputs(windows: np.ndarray, pooled: np.ndarray | None, windowing: Windowing) -> dict[str, np.ndarray]:
