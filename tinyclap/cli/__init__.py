@@ -18,7 +18,7 @@ from tinyclap.errors import TinyClapError
 # its module here.
 VERBS: list[str] = [
     "quickstart", "embed", "data", "pretrain", "cache", "distill", "scale",
-    "bank", "eval", "prune", "export", "demo",
+    "bank", "eval", "prune", "export", "firmware", "demo",
 ]
 
 

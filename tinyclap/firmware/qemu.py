@@ -41,6 +41,7 @@ __all__ = [
     "write_input",
     "parse_output",
     "run_firmware",
+    "bundle_clips",
 ]
 
 STAGES = ("frontend", "network", "classifier")
@@ -275,3 +276,52 @@ def run_firmware(
         clock_hz=bundle.target.clock_hz,
         target=bundle.target.to_dict(),
     )
+
+
+def bundle_clips(
+    firmware_dir: str | Path | Bundle,
+    *,
+    dataset: str | None = None,
+    audio_files: Sequence[str | Path] | None = None,
+    max_clips: int | None = None,
+) -> tuple[list[np.ndarray], list[str], list[str | None]]:
+    """Clips for a run, at the model's sample rate and the student's clip length: ``(clips, ids, true labels)``.
+
+    ``dataset`` is a dataset spec (``esc50:ROOT``, ...; up to ``max_clips`` evenly spaced
+    clips); ``audio_files`` are read, resampled and kept at their own length (the
+    firmware cuts them into windows).
+    """
+    from tinyclap.audio import AudioConfig, load_audio
+
+    bundle = firmware_dir if isinstance(firmware_dir, Bundle) else load_bundle(firmware_dir)
+    if (dataset is None) == (audio_files is None):
+        raise FirmwareError("give a dataset spec or audio files (one of them)")
+    report = bundle.dir.parent / "report.json"
+    if not report.is_file():
+        raise FirmwareError(f"{report}: missing (the bundle's export report gives the student's clip length)")
+    import json
+
+    audio = AudioConfig.from_dict(json.loads(report.read_text())["student"]["audio_config"])
+    if audio_files is not None:
+        clips = [np.asarray(load_audio(f, audio.sample_rate), dtype=np.float32) for f in audio_files]
+        return clips, [Path(f).name for f in audio_files], [None] * len(clips)
+    from tinyclap.data import Skipped, open_dataset
+
+    data = open_dataset(dataset, audio)
+    n = len(data)
+    if n == 0:
+        raise FirmwareError(f"{dataset}: the dataset holds no clips")
+    picks = range(n) if max_clips is None else sorted({int(round(i)) for i in np.linspace(0, n - 1, min(max_clips, n))})
+    clips, ids, truth = [], [], []
+    classes = getattr(data, "class_names", None)
+    for i in picks:
+        item = data[i]
+        if isinstance(item, Skipped):
+            continue
+        clips.append(np.asarray(item.clip, dtype=np.float32))
+        ids.append(item.clip_id)
+        target = item.target
+        if isinstance(target, (int, np.integer)) and classes is not None:
+            target = classes[int(target)]
+        truth.append(None if target is None else str(target))
+    return clips, ids, truth
