@@ -59,9 +59,23 @@ def tiny_student(seed: int = 0, dim: int = DIM):
     return student.eval()
 
 
+def _ogg_bytes(path: Path) -> bytes:
+    """The Ogg Vorbis file ``path`` (real ESC-10), or ``path`` encoded as one (the generated WAV stand-in)."""
+    if path.suffix == ".ogg":
+        return path.read_bytes()
+    import io
+
+    import soundfile as sf
+
+    raw, rate = sf.read(str(path), dtype="float32")
+    buf = io.BytesIO()
+    sf.write(buf, raw, rate, format="OGG", subtype="VORBIS")
+    return buf.getvalue()
+
+
 def esc_layout(esc10_root: Path, out: Path, per_class_per_fold: int = 1, folds: tuple[int, ...] = (1, 2),
                broken: bool = False) -> Path:
-    """A small ESC-50 folder under ``out`` linking real ESC-10 clips (and optionally two broken files)."""
+    """A small ESC-50 folder under ``out`` linking ESC-10 clips (real or generated; optionally two broken files)."""
     (out / "audio").mkdir(parents=True)
     (out / "meta").mkdir()
     header, *rows = (esc10_root / "meta" / "esc50.csv").read_text().splitlines()
@@ -77,7 +91,7 @@ def esc_layout(esc10_root: Path, out: Path, per_class_per_fold: int = 1, folds: 
         # One file that is not audio at all, one cut to its first bytes (the header probe passes).
         first = keep[0].split(",")[0]
         (out / "audio" / "1-999999-A-0.ogg").write_bytes(b"not audio")
-        (out / "audio" / "1-999998-A-0.ogg").write_bytes((esc10_root / "audio" / first).read_bytes()[:300])
+        (out / "audio" / "1-999998-A-0.ogg").write_bytes(_ogg_bytes(esc10_root / "audio" / first)[:300])
         keep += [keep[0].replace(first, "1-999999-A-0.ogg"), keep[0].replace(first, "1-999998-A-0.ogg")]
     (out / "meta" / "esc50.csv").write_text("\n".join([header] + keep) + "\n")
     return out
