@@ -129,3 +129,168 @@ def test_export_refuses_a_bank_of_another_teacher(model, tmp_path: Path, capsys)
                "--calib", "synth?n=4", "--out", str(tmp_path / "cli")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1 and "different teachers" in err[0]
+
+
+# ----------------------------------------------------------------------------- non-finite caches
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    from distill_tiny import ProjTeacher, synth
+
+    from tinyclap.distill.cache import build_cache
+
+    root = tmp_path_factory.mktemp("guard_cache")
+    build_cache(ProjTeacher(), synth(40), root / "cache", batch_size=16, progress=False)
+    return root / "cache"
+
+
+def _poisoned(cache_dir: Path, tmp_path: Path, value: float) -> Path:
+    import shutil
+
+    bad = tmp_path / "bad-cache"
+    shutil.copytree(cache_dir, bad)
+    arr = np.load(bad / "shard-00000.npy")
+    arr[5, 3] = value
+    np.save(bad / "shard-00000.npy", arr)
+    return bad
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_cache_holding_non_finite_embeddings_is_refused_on_open(cache_dir, tmp_path: Path, value) -> None:
+    from tinyclap.distill.cache import CacheError, EmbeddingCache
+
+    clip = EmbeddingCache.open(cache_dir).ids[5]
+    bad = _poisoned(cache_dir, tmp_path, value)
+    with pytest.raises(CacheError, match=rf"shard-00000.npy: 1 of 40 embeddings hold NaN or infinite values "
+                                         rf"\(e.g. clip '{clip}'\)"):
+        EmbeddingCache.open(bad)
+
+
+def test_distill_and_prune_refuse_a_nan_cache_in_one_line(cache_dir, tmp_path: Path, capsys) -> None:
+    from distill_tiny import TINY_AUDIO, tiny_student_config
+
+    from tinyclap.students import save_preset
+
+    bad = _poisoned(cache_dir, tmp_path, float("nan"))
+    preset = save_preset(tmp_path / "tiny.yaml", tiny_student_config(), TINY_AUDIO, description="test student")
+    rc = main(["distill", "--cache", str(bad), "--data", "synth?n=40&seed=1", "--student", str(preset),
+               "--preset", "quick", "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "NaN or infinite" in err[0], err
+    assert not (tmp_path / "run" / "best.json").exists()
+    from distill_tiny import ProjTeacher, tiny_student
+
+    from tinyclap.bank import PromptBank
+    from tinyclap.distill.cache import CacheError
+    from tinyclap.prune import prune
+
+    with pytest.raises(CacheError, match="NaN or infinite"):
+        prune(tiny_student(dropout=False).eval(), PromptBank.build(ProjTeacher(), LABELS), 6, cache=bad)
+
+
+# ----------------------------------------------------------------------------- non-finite training
+def test_distill_stops_at_a_non_finite_loss_and_keeps_the_last_good_epoch(cache_dir, tmp_path: Path) -> None:
+    from distill_tiny import synth, tiny_student
+
+    from tinyclap.distill import distill
+    from tinyclap.distill.checkpoints import load_training_state
+    from tinyclap.errors import DivergedError
+    from tinyclap.students import load_student
+
+    out = tmp_path / "run"
+    student = tiny_student()
+
+    def diverge(step: int, loss: float) -> None:  # weights blow up once epoch 1 is saved
+        if (out / "last.json").is_file():
+            with torch.no_grad():
+                student.projection.linear1.weight.fill_(float("inf"))
+
+    with pytest.raises(DivergedError, match=r"diverged in epoch 2 \(step \d+\): train_loss nan \(not finite\); "
+                                            r"stopped, the last good checkpoint \(epoch 1\) is kept in"):
+        distill(student, cache_dir, synth(40), out_dir=out, preset="quick", epochs=3, batch_size=8,
+                on_step=diverge, progress=False)
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    for name in ("last", "best"):
+        assert json.loads((out / f"{name}.json").read_text())["epoch"] == 1
+        weights = load_student(out / f"{name}.json").state_dict().values()
+        assert all(torch.isfinite(w).all() for w in weights if w.is_floating_point())
+    state = load_training_state(out / "state.pt")
+    assert state["epoch"] == 1 and all(math.isfinite(x) for x in state["loss_sum"])
+
+
+def test_distill_never_keeps_a_nan_validation_epoch_as_best(cache_dir, tmp_path: Path, monkeypatch) -> None:
+    """`score > best_metric` is False for NaN, but the first epoch had no best to compare with: it was kept."""
+    from distill_tiny import synth, tiny_student
+
+    from tinyclap.distill import distill, train
+    from tinyclap.errors import DivergedError
+
+    validate = train._Run.validate
+
+    def nan_weights_then_validate(self):
+        with torch.no_grad():
+            self.student.projection.linear1.weight.fill_(float("nan"))
+        return validate(self)
+
+    monkeypatch.setattr(train._Run, "validate", nan_weights_then_validate)
+    out = tmp_path / "run"
+    with pytest.raises(DivergedError, match=r"epoch 1 .*val_cosine nan.*nothing was saved"):
+        distill(tiny_student(), cache_dir, synth(40), out_dir=out, preset="quick", epochs=2, batch_size=8,
+                progress=False)
+    assert not (out / "best.json").exists() and not (out / "last.json").exists()
+    assert not (out / "state.pt").exists()
+
+
+def test_pretrain_stops_at_a_non_finite_loss_and_keeps_the_last_good_teacher(tmp_path: Path, monkeypatch) -> None:
+    from tests.pretrain_tiny import build_tiny_text_model, tiny_config
+    from tinyclap.distill.log import read_metrics
+    from tinyclap.errors import DivergedError
+    from tinyclap.pretrain import train
+
+    step = train._Run._step
+
+    def diverging_step(self, pos, mel):
+        if self.epoch >= 1:  # epoch 2: the audio tower's weights have blown up
+            with torch.no_grad():
+                next(self.model.audio.parameters()).fill_(float("nan"))
+        return step(self, pos, mel)
+
+    monkeypatch.setattr(train._Run, "_step", diverging_step)
+    cfg = tiny_config(build_tiny_text_model(tmp_path / "text"), epochs=2)
+    out = tmp_path / "run"
+    with pytest.raises(DivergedError, match=r"diverged in epoch 2 .*loss nan \(not finite\).*teacher of epoch 1 is kept"):
+        train.pretrain(cfg, out, progress=False)
+    teacher = json.loads((out / "teacher.json").read_text())
+    assert teacher["epoch"] == 1
+    rows = read_metrics(out / "metrics.jsonl")
+    assert max(r["epoch"] for r in rows) == 1 and all(math.isfinite(r["loss"]) for r in rows if r["type"] == "step")
+    from tinyclap.teachers.registry import load_teacher
+
+    saved = load_teacher(f"local:{out}")
+    assert all(torch.isfinite(p).all() for p in saved.model.parameters())
+
+
+# ----------------------------------------------------------------------------- prune: the student's teacher
+def test_prune_refuses_a_student_of_another_teacher_than_the_cache(cache_dir, tmp_path: Path, capsys) -> None:
+    from distill_tiny import ProjTeacher, tiny_student
+
+    from tinyclap.bank import PromptBank
+    from tinyclap.prune import PruneError, prune
+    from tinyclap.students import load_student
+
+    bank = PromptBank.build(ProjTeacher(), LABELS)  # the cache's teacher: they agree with each other
+    student = tiny_student(dropout=False)
+    other = load_student(save_student(tmp_path / "other", student, teacher="other-teacher", teacher_id="other#1"))
+    with pytest.raises(PruneError, match=r"distilled from teacher 'other-teacher' \[other#1\] but the cache .* "
+                                         r"holds teacher 'test-proj'"):
+        prune(other, bank, 6, cache=cache_dir)
+    # Without a cache (a text-only scorer), the bank is the reference.
+    with pytest.raises(PruneError, match="but the bank holds teacher 'test-proj'"):
+        prune(other, bank, 6, scorer="text_magnitude")
+    own = load_student(save_student(tmp_path / "own", student, teacher="test-proj", teacher_id="test-proj"))
+    assert prune(own, bank, 6, cache=cache_dir).k == 6
+    # The CLI says it in one line.
+    bank_path = bank.save(tmp_path / "bank.npz")
+    rc = main(["prune", "--student", str(tmp_path / "other.json"), "--bank", str(bank_path), "--cache", str(cache_dir),
+               "--dims", "6", "--out", str(tmp_path / "pruned")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "distilled from teacher 'other-teacher'" in err[0], err

@@ -21,3 +21,7 @@ class BudgetError(TinyClapError, ValueError):
 
 class DataError(TinyClapError, ValueError):
     """A dataset root or manifest that does not have the expected layout."""
+
+
+class DivergedError(TinyClapError, ArithmeticError):
+    """Training produced a NaN or infinite loss or metric; the last good checkpoint was kept."""

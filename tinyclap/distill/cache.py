@@ -208,6 +208,7 @@ class EmbeddingCache:
                     f"{arr_path}: {arr.shape[0]} rows but {len(shard_ids)} ids and an index count of "
                     f"{entry['count']}; the cache is corrupt: delete the shard and re-run `tinyclap cache`"
                 )
+            _check_finite(arr_path, arr, shard_ids)
             shards.append(arr)
             ids.extend(shard_ids)
         if len(ids) != index["count"]:
@@ -309,6 +310,21 @@ def _open_shard(path: Path) -> np.ndarray:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as err:
         raise CacheError(f"{path}: unreadable shard ({err})") from None
+
+
+def _check_finite(path: Path, arr: np.ndarray, ids: Sequence[str], rows: int = 1 << 16) -> None:
+    """Refuse a shard holding NaN or infinite values (read once, in chunks: a NaN target would train NaN weights
+    and make pruning keep arbitrary dims)."""
+    bad: list[int] = []
+    for start in range(0, arr.shape[0], rows):
+        finite = np.isfinite(arr[start : start + rows]).all(axis=1)
+        if not finite.all():
+            bad.extend(int(i) + start for i in np.nonzero(~finite)[0])
+    if bad:
+        raise CacheError(
+            f"{path}: {len(bad)} of {arr.shape[0]} embeddings hold NaN or infinite values (e.g. clip {ids[bad[0]]!r}); "
+            "the cache is corrupt: delete the shard and re-run `tinyclap cache`"
+        )
 
 
 def _read_shard_ids(path: Path) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from tinyclap.audio import LogMel
-from tinyclap.errors import CheckpointError, DataError, TinyClapError
+from tinyclap.errors import CheckpointError, DataError, DivergedError, TinyClapError
 from tinyclap.io import write_json
 from tinyclap.runs import check_run_folder, mark_run_folder
 from tinyclap.stopping import StopFlag, graceful_stop
@@ -313,6 +313,8 @@ class _Run:
 
     def save_state(self) -> Path | None:
         state = self.state_dict()  # collective (RNG gather): every rank calls it
+        if not all(math.isfinite(x) for x in state["loss_sum"]):  # gathered: every rank decides alike
+            self._diverged({"train_loss": float("nan")})
         if not self.env.is_main:
             return None
         return ckpt.save_training_state(self.paths["state"], state)
@@ -543,6 +545,10 @@ class _Run:
         metrics = self.validate()
         train_loss = self.loss_sum / self.loss_count if self.loss_count else float("nan")
         monitor = metrics["val_loss"] if metrics["val_loss"] is not None else train_loss
+        figures = {**metrics, **({"train_loss": train_loss} if self.loss_count else {})}
+        bad = {k: v for k, v in figures.items() if isinstance(v, float) and not math.isfinite(v)}
+        if bad:  # every figure is reduced over ranks: all ranks stop here together
+            self._diverged(bad)
         lr = self.optimizer.param_groups[0]["lr"]
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(monitor)
@@ -581,6 +587,16 @@ class _Run:
             if metrics.get("zeroshot_acc") is not None:
                 parts.append(f"zero-shot {metrics['zeroshot_acc']:.3f}")
             print("  ".join(parts) + ("  (best)" if is_best else ""), flush=True)
+
+    def _diverged(self, bad: dict[str, float]) -> None:
+        """Stop before anything of this epoch is saved: last.json, best.json and state.pt stay the last good ones."""
+        kept = (f"the last good checkpoint (epoch {self.epoch}) is kept in {self.out}" if self.epoch
+                else "nothing was saved (no epoch had finished)")
+        raise DivergedError(
+            f"distillation diverged in epoch {self.epoch + 1} (step {self.global_step}): "
+            f"{', '.join(f'{k} {v}' for k, v in bad.items())} (not finite); stopped, {kept}; "
+            "check the cache and data, or lower --lr in a new --out"
+        )
 
     # ------------------------------------------------------------ the loop
     def run(self) -> None:
@@ -642,6 +658,8 @@ class _Run:
                 at_boundary = False
                 if (slot[:-1] > 0).all():  # a rank whose items were all broken skips the step with the rest
                     loss = self.step(model, idx, ids, inputs, slot[:-1])
+                    if not math.isfinite(loss) and not env.distributed:  # torchrun: caught at the epoch end, together
+                        self._diverged({"train_loss": loss})
                     self.loss_sum += loss
                     self.loss_count += len(ids)
                     self.global_step += 1

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from tinyclap.distill.checkpoints import load_training_state, save_training_state
 from tinyclap.distill.train import RunExistsError
+from tinyclap.errors import DivergedError
 from tinyclap.runs import check_run_folder, mark_run_folder
 from tinyclap.stopping import StopFlag, graceful_stop
 from tinyclap.io import atomic_path
@@ -426,10 +427,23 @@ class _Run:
         self.clock.lap()
         record["elapsed_s"] = round(self.clock.wall, 2)
         record["cpu_s"] = round(self.clock.cpu, 2)
+        bad = {k: v for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)}
+        if bad:
+            self._diverged(self.epoch, bad)
         self.history.append(record)
         if self.progress:
             tqdm.write(summary(record))
         self.save(with_teacher=True, final=final)
+
+    def _diverged(self, epoch: int, bad: dict[str, float]) -> None:
+        """Stop before saving anything: the teacher and state on disk stay those of the last good save."""
+        done = max((r["epoch"] for r in self.history if r["type"] == "epoch"), default=0)
+        kept = f"the teacher of epoch {done} is kept in {self.out_dir}" if done else "no teacher was saved yet"
+        raise DivergedError(
+            f"pretraining diverged in epoch {epoch} (step {self.global_step}): "
+            f"{', '.join(f'{k} {v}' for k, v in bad.items())} (not finite); stopped, {kept}; "
+            "check the data, or lower --lr in a new --out"
+        )
 
     def train(self, stop_after: int | None, stop: StopFlag) -> bool:
         """Train to the last epoch (True) or until ``stop_after`` steps in this session (False).
@@ -453,6 +467,8 @@ class _Run:
                     if len(pos) < 2:
                         continue  # a one-clip batch has no negatives
                     loss, scale = self._step(pos, mel)
+                    if not math.isfinite(loss):
+                        self._diverged(self.epoch + 1, {"loss": loss})
                     self.global_step += 1
                     taken += 1
                     window.append(loss)
