@@ -310,6 +310,31 @@ def _check_same_teacher(cache: Any, bank: PromptBank) -> None:
         )
 
 
+def _check_student_teacher(student: nn.Module, cache: Any, bank: PromptBank) -> None:
+    """Refuse a student distilled from another teacher than the cache's (or, without a cache, the bank's):
+    its embeddings would be scored and fine-tuned in a space it was never trained for."""
+    from tinyclap.teachers.identity import same_teacher
+
+    meta = getattr(student, "meta", None) or {}
+    name, identity = meta.get("teacher"), meta.get("teacher_id")
+    if not name and not identity:
+        return  # a student built in memory, or a checkpoint that records no teacher
+    name = str(name or identity)
+    if cache is not None and hasattr(cache, "teacher_name"):
+        other, other_id, what = cache.teacher_name, getattr(cache, "teacher_id", None), f"the cache {cache.root}"
+    else:
+        other, other_id, what = bank.teacher, bank.teacher_id, "the bank"
+    if not other and not other_id:
+        return  # an old record without a teacher: nothing to compare
+    if not same_teacher(name, identity, str(other), other_id):
+        shown = lambda n, i: f"{n!r}" + (f" [{i}]" if i else "")  # noqa: E731
+        raise PruneError(
+            f"the student was distilled from teacher {shown(name, identity)} but {what} holds teacher "
+            f"{shown(other, other_id)}: a different teacher (other weights or config); prune with the cache "
+            "and bank of the student's own teacher"
+        )
+
+
 def prune(
     student: nn.Module,
     bank: PromptBank,
@@ -346,6 +371,7 @@ def prune(
         cache = EmbeddingCache.open(cache)
     sbank = student_bank(student, bank)
     _check_same_teacher(cache, bank)
+    _check_student_teacher(student, cache, bank)
     if (k is None) == (flash_bytes is None):
         raise PruneError("give exactly one of k (dims to keep) or flash_bytes (a budget)")
     if k is None:
