@@ -48,6 +48,23 @@ class AudioConfig:
     fmin: float = 50.0
     fmax: float = 14000.0
 
+    def __post_init__(self) -> None:
+        # A preset, checkpoint or option with a wrong value fails here, naming the field
+        # (not later, as a TypeError in a multiplication or a 'hop_seconds' the user never gave).
+        for f in fields(self):
+            value = getattr(self, f.name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if f.type == "int" and number and float(value).is_integer():
+                object.__setattr__(self, f.name, int(value))
+            elif f.type == "float" and number:
+                object.__setattr__(self, f.name, float(value))
+            else:
+                kind = "an integer" if f.type == "int" else "a number"
+                raise AudioError(f"audio config: {f.name} must be {kind}, got {value!r}")
+            if getattr(self, f.name) < 0 or (f.name != "fmin" and getattr(self, f.name) == 0):
+                what = "clip length (clip_seconds)" if f.name == "clip_seconds" else f.name
+                raise AudioError(f"audio config: {what} must be positive, got {value!r}")
+
     @property
     def clip_samples(self) -> int:
         """Samples in one clip."""

@@ -26,6 +26,19 @@ class CLIError(Exception):
     """An error the CLI reports as one line, without a traceback."""
 
 
+def positive_number(text: str) -> float:
+    """argparse type: a finite number > 0 (``--clip-seconds 0`` is refused, not silently ignored)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinyclap",

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tinyclap.cli import positive_number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clap-version", choices=["2022", "2023"], help="MS-CLAP version of a .pth given as --teacher")
     p.add_argument("--data", nargs="+", default=[], metavar="SPEC", help="dataset specs, e.g. esc50:/data/ESC-50 synth?n=200")
     p.add_argument("--out", type=Path, required=True, help="cache folder (created; an existing cache is continued)")
-    p.add_argument("--clip-seconds", type=float, help="window length (default: the teacher's clip length)")
+    p.add_argument("--clip-seconds", type=positive_number, help="window length (default: the teacher's clip length)")
     p.add_argument("--batch-size", type=int, default=32, help="clips per teacher forward pass (default 32)")
     p.add_argument("--shard-size", type=int, default=4096, help="embeddings per shard file (default 4096)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (default 0)")
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         teacher = load_teacher(args.teacher, device=str(env.device), quiet=not env.is_main, **options)
         config = teacher.audio_config
-        if args.clip_seconds:
+        if args.clip_seconds is not None:
             config = config.with_seconds(args.clip_seconds)
         datasets = [open_dataset(spec, config) for spec in args.data]
         cache = build_cache(

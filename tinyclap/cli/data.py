@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinyclap.cli import positive_number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("specs", nargs="+", metavar="SPEC", help="dataset specs (see docs/datasets.md)")
     p.add_argument("--sample-rate", type=int, default=44100, help="sample rate clips are read at (default 44100)")
-    p.add_argument("--clip-seconds", type=float, default=5.0, help="clip / window length (default 5)")
+    p.add_argument("--clip-seconds", type=positive_number, default=5.0, help="clip / window length (default 5)")
     p.add_argument("--show", type=int, default=3, help="items to list per dataset (default 3)")
     p.add_argument("--scan", action="store_true", help="decode every item once and report broken files")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for --scan")

@@ -63,11 +63,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_dims(path: Path) -> list[int]:
-    text = path.read_text().strip()
     import yaml
 
-    values = yaml.safe_load(text) if text.startswith("[") else [int(x) for x in text.split()]
-    return [int(v) for v in values]
+    text = path.read_text().strip()
+    try:
+        values = yaml.safe_load(text) if text.startswith("[") else text.split()
+        if not isinstance(values, list):
+            raise ValueError(values)
+        dims = []
+        for v in values:
+            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                raise ValueError(v)
+            try:
+                dims.append(int(v))
+            except (TypeError, ValueError):
+                raise ValueError(v) from None
+    except (ValueError, TypeError, yaml.YAMLError) as err:
+        found = err.args[0] if isinstance(err, ValueError) and err.args else err
+        raise ValueError(f"--dims {path}: expected latent dim indices (one integer per line, or a JSON list), "
+                         f"found {str(found)[:60]!r}") from None
+    if not dims:
+        raise ValueError(f"--dims {path}: no dims listed")
+    return dims
 
 
 def _student(spec: str, cache: Any, dims: list[int] | None) -> Any:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tinyclap.cli import positive_number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -27,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text-trainable", action="store_true", default=None, help="fine-tune the text tower too")
     p.add_argument("--audio-encoder", help="phinet_alpha_3.00_beta_0.75_t0_6_N_7 or cnn14:width=N (options: k=v,...)")
     p.add_argument("--dim", type=int, help="shared embedding dimension (default 512)")
-    p.add_argument("--clip-seconds", type=float, help="clip length the teacher sees (default 5)")
+    p.add_argument("--clip-seconds", type=positive_number, help="clip length the teacher sees (default 5)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)

@@ -33,11 +33,15 @@ def parse_folds(folds: Iterable[int] | int | str | None, valid: Iterable[int]) -
     """Normalise a fold selection ("1,2", 3, [1, 2], None = all) and check it against ``valid``."""
     if folds is None:
         return None
+    text = folds
     if isinstance(folds, str):
-        folds = [int(f) for f in folds.replace("+", ",").split(",") if f.strip()]
+        folds = [f.strip() for f in folds.replace("+", ",").split(",") if f.strip()]
     elif isinstance(folds, int):
         folds = [folds]
-    chosen = {int(f) for f in folds}
+    try:
+        chosen = {int(f) for f in folds}
+    except (TypeError, ValueError):
+        raise DataError(f"folds: expected fold numbers such as 1,2, got {text!r}") from None
     bad = chosen - set(valid)
     if bad:
         raise DataError(f"no such fold(s) {sorted(bad)}; this dataset has folds {sorted(set(valid))}")
@@ -67,7 +71,7 @@ class ESC50(AudioDataset):
         csv_path = self.root / "meta" / "esc50.csv"
         if not csv_path.is_file():
             raise DataError(f"{self.root}: not an ESC-50 folder (missing meta/esc50.csv)")
-        rows = read_rows(csv_path, ("filename", "fold", "target", "category"))
+        rows = read_rows(csv_path, ("filename", "fold", "target", "category"), integers=("fold", "target"))
         if esc10_only:
             if "esc10" not in rows[0]:
                 raise DataError(f"{csv_path}: esc10_only needs the 'esc10' column")

@@ -21,7 +21,8 @@ Examples::
     synth?n=200&seed=3&exclude=bell,dog bark
 
 Values are parsed as int, float, true/false, or left as text (lists stay
-comma-separated text; each dataset splits them). Options every dataset takes:
+comma-separated text; each dataset splits them); an option whose type does not fit
+(``synth?n=abc``) is a :class:`~tinyclap.errors.DataError` naming it. Options every dataset takes:
 ``target=label|caption|none``, ``strict=true``, ``hop=SECONDS`` (window hop of
 long-file corpora), ``pad=repeat|zero``. Keyword arguments to
 :func:`open_dataset` override options in the spec. Unknown names and options
@@ -106,6 +107,7 @@ def open_dataset(spec: str, audio_config: AudioConfig | None = None, **kw: Any) 
         raise DataError(
             f"dataset spec {spec!r}: unknown option(s) {sorted(unknown)}; {name} accepts {sorted(accepted - {'root', 'audio_config'})}"
         )
+    _check_types(spec, cls, {k: v for k, v in options.items() if k not in kw})
     if needs_root:
         if not root:
             raise DataError(f"dataset spec {spec!r}: {name} needs a root, as in {name}:PATH")
@@ -113,3 +115,42 @@ def open_dataset(spec: str, audio_config: AudioConfig | None = None, **kw: Any) 
     if root:
         raise DataError(f"dataset spec {spec!r}: {name} takes no root (options go after '?')")
     return cls(audio_config=audio_config, **options)
+
+
+# Types of the options every dataset takes (AudioDataset's keyword arguments).
+_COMMON_TYPES: dict[str, type] = {"strict": bool, "windows": bool, "hop_seconds": float}
+
+
+def _expected_type(cls: type, key: str) -> type | None:
+    """int, float or bool when the dataset's ``key`` parameter is one of those (from its default or hint)."""
+    if key in _COMMON_TYPES:
+        return _COMMON_TYPES[key]
+    param = inspect.signature(cls.__init__).parameters.get(key)
+    if param is None:
+        return None
+    if isinstance(param.default, bool):
+        return bool
+    if isinstance(param.default, (int, float)) and param.default is not None:
+        return type(param.default)
+    hint = str(param.annotation).replace(" ", "")
+    for name, kind in (("bool", bool), ("int", int), ("float", float)):
+        if hint in (name, f"{name}|None", f"Optional[{name}]"):
+            return kind
+    return None
+
+
+def _check_types(spec: str, cls: type, options: dict[str, Any]) -> None:
+    """Refuse ``synth?n=abc`` here, naming the option, instead of failing deep inside the dataset."""
+    words = {bool: "true or false", int: "an integer", float: "a number"}
+    for key, value in options.items():
+        kind = _expected_type(cls, key)
+        if kind is None:
+            continue
+        ok = isinstance(value, bool) if kind is bool else (
+            isinstance(value, int) and not isinstance(value, bool)
+            if kind is int
+            else isinstance(value, (int, float)) and not isinstance(value, bool)
+        )
+        if not ok:
+            shown = next((a for a, full in _ALIASES.items() if full == key and f"{a}=" in spec), key)
+            raise DataError(f"dataset spec {spec!r}: option {shown} must be {words[kind]}, got {value!r}")

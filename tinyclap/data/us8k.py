@@ -62,7 +62,7 @@ class UrbanSound8K(AudioDataset):
         csv_path = self.root / "metadata" / "UrbanSound8K.csv"
         if not csv_path.is_file():
             raise DataError(f"{self.root}: not an UrbanSound8K folder (missing metadata/UrbanSound8K.csv)")
-        rows = read_rows(csv_path, ("slice_file_name", "fold", "classID", "class"))
+        rows = read_rows(csv_path, ("slice_file_name", "fold", "classID", "class"), integers=("fold", "classID"))
         names = list(US8K_CLASSES)
         for r in rows:
             cid = int(r["classID"])

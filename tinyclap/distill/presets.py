@@ -118,16 +118,13 @@ class DistillConfig:
             ints = ("stage", "epochs", "batch_size", "seed", "num_workers", "save_every_steps")
             for key in ints:
                 if key in d:
-                    d[key] = int(d[key])
+                    d[key] = _cast(key, d[key], int)
             for key in ("lr", "weight_decay", "val_split", "stream_weight", "stream_consistency"):
                 if key in d:
-                    d[key] = float(d[key])
-            if d.get("stream_window") is not None:
-                d["stream_window"] = float(d["stream_window"])
-            if d.get("grad_clip") is not None:
-                d["grad_clip"] = float(d["grad_clip"])
-            if d.get("val_batch_size") is not None:
-                d["val_batch_size"] = int(d["val_batch_size"])
+                    d[key] = _cast(key, d[key], float)
+            for key, kind in (("stream_window", float), ("grad_clip", float), ("val_batch_size", int)):
+                if d.get(key) is not None:
+                    d[key] = _cast(key, d[key], kind)
         except (TypeError, ValueError) as err:
             if isinstance(err, PresetError):
                 raise
@@ -142,6 +139,16 @@ class DistillConfig:
                 continue
             _set_dotted(d, key, value)
         return DistillConfig.from_dict(d)
+
+
+def _cast(key: str, value: Any, kind: type) -> Any:
+    """``int(value)`` / ``float(value)`` with an error naming the setting (not 'invalid literal for int()')."""
+    if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+        raise PresetError(f"setting {key}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise PresetError(f"setting {key}: expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
 
 
 def _dataclass_from(cls: type, d: Any, what: str) -> Any:
@@ -191,5 +198,10 @@ def make_config(preset: str | Path | None = "stage1", **overrides: Any) -> Disti
     >>> make_config("stage2", epochs=3, **{"augment.enabled": True}).epochs
     3
     """
-    base = DistillConfig.from_dict(load_preset(preset)) if preset is not None else DistillConfig()
+    try:
+        base = DistillConfig.from_dict(load_preset(preset)) if preset is not None else DistillConfig()
+    except PresetError as err:
+        if preset is not None and str(preset) not in PRESETS and str(preset) not in str(err):
+            raise PresetError(f"{preset}: {err}") from None  # name the recipe file
+        raise
     return base.with_overrides(overrides)

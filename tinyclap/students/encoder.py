@@ -134,6 +134,12 @@ class StudentConfig:
         unknown = set(d) - known
         if unknown:
             raise StudentConfigError(f"StudentConfig: unknown fields {sorted(unknown)}")
+        for f in fields(cls):
+            value = d.get(f.name)
+            if f.type in ("int", "float") and f.name in d and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise StudentConfigError(f"student config: {f.name} must be a number, got {value!r}")
         try:
             return cls(**d)
         except TypeError as err:
@@ -189,7 +195,10 @@ def load_preset(name_or_path: str | Path) -> tuple[StudentConfig, AudioConfig]:
         audio = AudioConfig.from_dict(doc.get("audio") or {})
     except (TypeError, ValueError) as err:
         raise StudentConfigError(f"{path}: bad 'audio:' section ({err})") from None
-    return StudentConfig.from_dict(doc["student"]), audio
+    try:
+        return StudentConfig.from_dict(doc["student"]), audio
+    except StudentConfigError as err:
+        raise StudentConfigError(f"{path}: {err}") from None
 
 
 def save_preset(path: str | Path, config: StudentConfig, audio_config: AudioConfig | None = None,
