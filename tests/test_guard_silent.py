@@ -109,6 +109,18 @@ def test_few_clips_warn_and_figures_come_from_held_out_clips(model, tmp_path: Pa
     assert int8["cosine_mean"] == pytest.approx(cosine_stats(got, want)["cosine_mean"], abs=1e-5)
 
 
+def test_one_clip_warns_in_the_log_and_the_report_says_it_verified_on_it(model, tmp_path: Path) -> None:
+    lines: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)  # with a log, the warning goes there (as the CLI prints)
+        result = export_student(model["ckpt"], model["bank"], tmp_path / "out", formats="onnx",
+                                calibration=_calib(model["clips"][:1]), log=lines.append)
+    assert any(line.startswith("warning: ") and "only 1 distinct non-silent clips" in line for line in lines)
+    r = result.report["calibration"]
+    assert r["calibration_clip_ids"] == r["verification_clip_ids"] == ["c0"]
+    assert r["verified_on"].startswith("the calibration clip (too few clips")
+
+
 def test_enough_distinct_clips_do_not_warn(model, tmp_path: Path) -> None:
     calib = _calib(model["clips"])  # 24 clips: 18 calibrate (one synth clip is near silence, -70 dBFS), 6 verify
     with warnings.catch_warnings():
