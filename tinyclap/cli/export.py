@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated: onnx, onnx-int8, tflite-int8, c (default onnx,onnx-int8,tflite-int8)",
     )
     p.add_argument("--calib", required=True, metavar="DATASPEC", help="calibration/verification clips, e.g. esc50:ROOT")
-    p.add_argument("--calib-clips", type=int, default=32, help="clips taken from --calib (default 32)")
+    p.add_argument("--calib-clips", type=int, default=32, help="clips taken from --calib (default 32): every 4th only verifies, the rest calibrate")
     p.add_argument("--target", help="device to check against: a name (stm32h7, cortex-m4-512k) or a target YAML")
     p.add_argument(
         "--window", type=_duration, help="stream over windows of about this length, e.g. 1s (rounded to the stride)"
