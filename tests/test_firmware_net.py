@@ -11,6 +11,7 @@ exceed the arena TFLM measures for the same model.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -251,6 +252,68 @@ def test_arm_cortex_m7_build(net):
         if nm is not None:
             undefined = subprocess.run([nm, "-u", *map(str, objs)], capture_output=True, text=True).stdout
             assert "__aeabi_d" not in undefined, undefined  # no software double routines on a single-precision FPU
+
+
+def _qemu_image(nf, out: Path, dsp: bool) -> Path:
+    """net_qemu.c + the network + tc_nn.c + the firmware's startup, linked for QEMU's mps2-an500 (Cortex-M7)."""
+    ld_in = CSRC / "tc_link.ld.in"
+    ld = out / "tc_link.ld"
+    values = {"BOARD": "mps2-an500", "TARGET": "net-test", "FLASH_ORIGIN": "0x00000000", "FLASH_LENGTH": "4M",
+              "RAM_ORIGIN": "0x20000000", "RAM_LENGTH": "4M", "STACK_BYTES": "16384"}
+    text = ld_in.read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    assert not re.search(r"@[A-Z_]+@", text), "unknown placeholder in tc_link.ld.in"
+    ld.write_text(text)
+    elf = out / f"net_{nf.name}{'' if dsp else '_nodsp'}.elf"
+    cmd = [
+        "arm-none-eabi-gcc", *CFLAGS, *ARM, "-ffunction-sections", "-fdata-sections",
+        *([] if dsp else ["-DTC_NN_NO_DSP"]),
+        f"-DTC_NET_NAME={nf.name}", f"-DTC_NET_UPPER={nf.name.upper()}", f'-DTC_NET_HEADER="{nf.h_path.name}"',
+        f"-I{CSRC}", f"-I{nf.c_path.parent}", "-T", str(ld), "-nostartfiles", "--specs=rdimon.specs",
+        "-Wl,--gc-sections", "-o", str(elf),
+        str(CSRC / "host" / "net_qemu.c"), str(nf.c_path), str(CSRC / "tc_nn.c"), str(CSRC / "tc_startup_cm.c"), "-lm",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-4000:]
+    objdump = shutil.which("arm-none-eabi-objdump")
+    if objdump is not None:  # the build under test is the one named
+        code = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True).stdout
+        assert ("smlad" in code) == dsp
+    return elf
+
+
+def _run_qemu(elf: Path, x: np.ndarray, out_size: int) -> np.ndarray:
+    work = elf.parent
+    (work / "net_in.bin").write_bytes(np.ascontiguousarray(x).tobytes())
+    (work / "net_out.bin").unlink(missing_ok=True)
+    r = subprocess.run(
+        ["qemu-system-arm", "-M", "mps2-an500", "-nographic", "-monitor", "none", "-serial", "none",
+         "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
+        cwd=work, capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    return np.frombuffer((work / "net_out.bin").read_bytes(), np.int8).reshape(len(x), out_size)
+
+
+def test_cortex_m7_in_qemu_bit_identical(net):
+    """The ARM build itself, run on an emulated Cortex-M7 (with and without the SMLAD path): TFLM's outputs."""
+    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install gcc-arm-none-eabi qemu-system-arm)")
+    if not (CSRC / "tc_startup_cm.c").is_file() or not (CSRC / "tc_link.ld.in").is_file():
+        pytest.skip("the firmware's Cortex-M startup (tc_startup_cm.c, tc_link.ld.in) is not in csrc/")
+    nets, tflm, x = net["nets"], net["tflm"], net["x_features"]
+    want = tflm_run(tflm["features"], x)
+    h = _head_inputs(net, want, net["clip_of"])
+    want_h = tflm_run(tflm["head"], h)
+    for dsp in (True, False):
+        out = net["tmp"] / f"qemu{'_dsp' if dsp else ''}"
+        out.mkdir(exist_ok=True)
+        got = _run_qemu(_qemu_image(nets["features"], out, dsp), x, nets["features"].output.size)
+        assert np.array_equal(got, want), (dsp, int((got != want).sum()))
+        got_h = _run_qemu(_qemu_image(nets["head"], out, dsp), h, nets["head"].output.size)
+        assert np.array_equal(got_h, want_h), (dsp, int((got_h != want_h).sum()))
 
 
 def test_unsupported_op_is_refused(tmp_path):

@@ -9,6 +9,13 @@
 #define TC_NN_SINGLE_ROUNDING 0
 #endif
 
+#if defined(__ARM_FEATURE_DSP) && !defined(TC_NN_NO_DSP)
+#include <arm_acle.h>
+#define TC_NN_DSP 1
+#else
+#define TC_NN_DSP 0
+#endif
+
 static int32_t clamp_i32(int32_t x, int32_t lo, int32_t hi)
 {
     /* std::max then std::min, as the reference kernels clamp */
@@ -55,6 +62,29 @@ int32_t tc_nn_requant(int32_t x, int32_t multiplier, int32_t shift)
 }
 #endif
 
+/* acc + sum(a[i] * b[i]) over int8 vectors. The int32 sum is exact (no kernel here comes near
+   2^31), so any order gives TFLM's value: the DSP path (Cortex-M4/M7 SMLAD, two 16x16 MACs per
+   instruction) is bit-identical to the plain loop (tests/test_firmware_net.py runs both in QEMU). */
+static int32_t dot_s8(const int8_t *a, const int8_t *b, int32_t n, int32_t acc)
+{
+    int32_t i = 0;
+#if TC_NN_DSP
+    for (; i + 4 <= n; i += 4) {
+        int32_t x, w;
+        memcpy(&x, a + i, 4); /* one LDR: unaligned loads are fine on v7E-M */
+        memcpy(&w, b + i, 4);
+        acc = __smlad(__sxtb16(x), __sxtb16(w), acc); /* bytes 0 and 2 */
+        x = (int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24));
+        w = (int32_t)(((uint32_t)w >> 8) | ((uint32_t)w << 24));
+        acc = __smlad(__sxtb16(x), __sxtb16(w), acc); /* bytes 1 and 3 */
+    }
+#endif
+    for (; i < n; ++i) {
+        acc += (int32_t)a[i] * (int32_t)b[i];
+    }
+    return acc;
+}
+
 /* ----------------------------------------------------------------------------------- CONV_2D */
 
 void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
@@ -72,11 +102,7 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
                     /* pointwise, no padding: acc = (bias + in_offset * sum(w)) + sum(w * x) */
                     const int8_t *px = in_b + ((int64_t)iy0 * p->in_w + ix0) * p->in_c;
                     for (oc = 0; oc < p->out_c; ++oc) {
-                        const int8_t *w = p->filter + (int64_t)oc * kstride;
-                        int32_t acc = p->bias[oc];
-                        for (ic = 0; ic < p->in_c; ++ic) {
-                            acc += (int32_t)w[ic] * (int32_t)px[ic];
-                        }
+                        int32_t acc = dot_s8(p->filter + (int64_t)oc * kstride, px, p->in_c, p->bias[oc]);
                         acc = tc_nn_requant(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
                         *out++ = (int8_t)clamp_i32(acc, p->act_min, p->act_max);
                     }
@@ -98,9 +124,7 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
                             px = in_b + ((int64_t)iy * p->in_w + ix) * p->in_c + (int64_t)group * p->filter_in_c;
                             wk = w + ((int64_t)ky * p->k_w + kx) * p->filter_in_c;
                             if (p->folded) {
-                                for (ic = 0; ic < p->filter_in_c; ++ic) {
-                                    acc += (int32_t)wk[ic] * (int32_t)px[ic];
-                                }
+                                acc = dot_s8(wk, px, p->filter_in_c, acc);
                             } else {
                                 for (ic = 0; ic < p->filter_in_c; ++ic) {
                                     acc += (int32_t)wk[ic] * ((int32_t)px[ic] + p->in_offset);
@@ -176,9 +200,7 @@ void tc_fc_s8(const tc_fc_s8_t *p, const int8_t *in, int8_t *out)
             const int8_t *w = p->filter + (int64_t)n * p->in_k;
             int32_t acc = 0;
             if (p->folded) {
-                for (k = 0; k < p->in_k; ++k) {
-                    acc += (int32_t)w[k] * (int32_t)x[k];
-                }
+                acc = dot_s8(w, x, p->in_k, acc);
             } else {
                 for (k = 0; k < p->in_k; ++k) {
                     acc += (int32_t)w[k] * ((int32_t)x[k] + p->in_offset);
