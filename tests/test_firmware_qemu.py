@@ -300,7 +300,7 @@ def test_streaming_split_on_the_emulator(esc10_files, tmp_path):
     for clip, c in zip(test, run.clips):
         pcm = to_pcm16(clip).astype(np.float32) / np.float32(32768.0)
         n = len(pcm) // w
-        mels = logmel(torch.from_numpy(pcm[: n * w].reshape(n, w))).numpy()
+        mels = logmel(torch.from_numpy(pcm[: n * w].reshape(n, w))).numpy()[:, : feats.input.shape[1]]
         pooled = feats.run_int8(feats.quantize_input(mels * scale + shift))
         deq = ((pooled.astype(np.float32) - np.float32(fq.zero_point)) * np.float32(fq.scale)).astype(np.float32)
         acc = np.zeros(deq.shape[1], np.float32)
