@@ -192,7 +192,9 @@ def test_single_rounding_build_is_not_what_tflm_computes(net):
     """The wheel's TFLM uses gemmlowp's double rounding: the TFLITE_SINGLE_ROUNDING variant differs somewhere."""
     nets, tflm, x = net["nets"], net["tflm"], net["x_features"]
     want = tflm_run(tflm["features"], x)
-    got = run_c(build_host(nets["features"], net["tmp"], single_rounding=True), x, np.int8, nets["features"].output.size)
+    got = run_c(
+        build_host(nets["features"], net["tmp"], single_rounding=True), x, np.int8, nets["features"].output.size
+    )
     # One-step rounding differences in early layers grow through the network (measured: most
     # pooled values differ, by up to 23 steps): bit-identity needs the right rounding.
     assert (got != want).any()
@@ -245,9 +247,21 @@ def test_arm_cortex_m7_build(net):
         objs = []
         for src in sources:
             obj = out / f"{src.stem}_{fpu[0][6:]}.o"
-            r = subprocess.run([cc, *CFLAGS, *fpu, f"-I{CSRC}", "-c", str(src), "-o", str(obj)], capture_output=True, text=True)
+            r = subprocess.run(
+                [cc, *CFLAGS, *fpu, f"-I{CSRC}", "-c", str(src), "-o", str(obj)], capture_output=True, text=True
+            )
             assert r.returncode == 0, r.stderr[-4000:]
             objs.append(obj)
+        size = shutil.which("arm-none-eabi-size")
+        if size is not None and fpu is ARM:  # weights_bytes (what the bundle budgets) is the flash the compiler places
+            for nf, obj in zip(net["nets"].values(), objs[1:]):
+                table = subprocess.run([size, "-A", str(obj)], capture_output=True, text=True).stdout
+                rodata = sum(int(ln.split()[1]) for ln in table.splitlines() if ln.startswith(".rodata"))
+                assert abs(rodata - nf.weights_bytes) <= 64 + nf.weights_bytes // 100, (
+                    nf.name,
+                    rodata,
+                    nf.weights_bytes,
+                )
         nm = shutil.which("arm-none-eabi-nm")
         if nm is not None:
             undefined = subprocess.run([nm, "-u", *map(str, objs)], capture_output=True, text=True).stdout
@@ -258,8 +272,15 @@ def _qemu_image(nf, out: Path, dsp: bool) -> Path:
     """net_qemu.c + the network + tc_nn.c + the firmware's startup, linked for QEMU's mps2-an500 (Cortex-M7)."""
     ld_in = CSRC / "tc_link.ld.in"
     ld = out / "tc_link.ld"
-    values = {"BOARD": "mps2-an500", "TARGET": "net-test", "FLASH_ORIGIN": "0x00000000", "FLASH_LENGTH": "4M",
-              "RAM_ORIGIN": "0x20000000", "RAM_LENGTH": "4M", "STACK_BYTES": "16384"}
+    values = {
+        "BOARD": "mps2-an500",
+        "TARGET": "net-test",
+        "FLASH_ORIGIN": "0x00000000",
+        "FLASH_LENGTH": "4M",
+        "RAM_ORIGIN": "0x20000000",
+        "RAM_LENGTH": "4M",
+        "STACK_BYTES": "16384",
+    }
     text = ld_in.read_text()
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
@@ -267,12 +288,29 @@ def _qemu_image(nf, out: Path, dsp: bool) -> Path:
     ld.write_text(text)
     elf = out / f"net_{nf.name}{'' if dsp else '_nodsp'}.elf"
     cmd = [
-        "arm-none-eabi-gcc", *CFLAGS, *ARM, "-ffunction-sections", "-fdata-sections",
+        "arm-none-eabi-gcc",
+        *CFLAGS,
+        *ARM,
+        "-ffunction-sections",
+        "-fdata-sections",
         *([] if dsp else ["-DTC_NN_NO_DSP"]),
-        f"-DTC_NET_NAME={nf.name}", f"-DTC_NET_UPPER={nf.name.upper()}", f'-DTC_NET_HEADER="{nf.h_path.name}"',
-        f"-I{CSRC}", f"-I{nf.c_path.parent}", "-T", str(ld), "-nostartfiles", "--specs=rdimon.specs",
-        "-Wl,--gc-sections", "-o", str(elf),
-        str(CSRC / "host" / "net_qemu.c"), str(nf.c_path), str(CSRC / "tc_nn.c"), str(CSRC / "tc_startup_cm.c"), "-lm",
+        f"-DTC_NET_NAME={nf.name}",
+        f"-DTC_NET_UPPER={nf.name.upper()}",
+        f'-DTC_NET_HEADER="{nf.h_path.name}"',
+        f"-I{CSRC}",
+        f"-I{nf.c_path.parent}",
+        "-T",
+        str(ld),
+        "-nostartfiles",
+        "--specs=rdimon.specs",
+        "-Wl,--gc-sections",
+        "-o",
+        str(elf),
+        str(CSRC / "host" / "net_qemu.c"),
+        str(nf.c_path),
+        str(CSRC / "tc_nn.c"),
+        str(CSRC / "tc_startup_cm.c"),
+        "-lm",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-4000:]
@@ -288,9 +326,24 @@ def _run_qemu(elf: Path, x: np.ndarray, out_size: int) -> np.ndarray:
     (work / "net_in.bin").write_bytes(np.ascontiguousarray(x).tobytes())
     (work / "net_out.bin").unlink(missing_ok=True)
     r = subprocess.run(
-        ["qemu-system-arm", "-M", "mps2-an500", "-nographic", "-monitor", "none", "-serial", "none",
-         "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
-        cwd=work, capture_output=True, text=True, timeout=600,
+        [
+            "qemu-system-arm",
+            "-M",
+            "mps2-an500",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+            str(elf),
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     return np.frombuffer((work / "net_out.bin").read_bytes(), np.int8).reshape(len(x), out_size)
@@ -374,7 +427,8 @@ def test_mcu_cortex_m4_preset_bit_identical(tmp_path, clip_files):
 
     cal = mapped(calib_clips)
     path = export_tflite_int8(
-        EmbedGraph(student, fold_bn0=True), [torch.from_numpy(cal[i : i + 4]) for i in range(0, len(cal), 4)],
+        EmbedGraph(student, fold_bn0=True),
+        [torch.from_numpy(cal[i : i + 4]) for i in range(0, len(cal), 4)],
         tmp_path / "embed.int8.tflite",
     )
     nf = write_c_network(path, tmp_path / "gen", "embed")

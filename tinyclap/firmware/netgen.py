@@ -260,8 +260,16 @@ def read_tflite(model: bytes | str | Path) -> Graph:
                 raise NetgenError(f"constant tensor {t.Name().decode()!r} has unsupported type {tname}")
             data = np.frombuffer(blob, dtype=dtype).reshape(shape if shape else ())
         tensors.append(
-            Tensor(i, t.Name().decode(errors="replace"), shape, np.dtype(dtype).name if dtype else tname.lower(),
-                   scales, zps, qdim, data)
+            Tensor(
+                i,
+                t.Name().decode(errors="replace"),
+                shape,
+                np.dtype(dtype).name if dtype else tname.lower(),
+                scales,
+                zps,
+                qdim,
+                data,
+            )
         )
     ops = []
     for i in range(g.OperatorsLength()):
@@ -270,10 +278,19 @@ def read_tflite(model: bytes | str | Path) -> Graph:
         name = op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), f"CUSTOM({code.CustomCode()})")
         if code.CustomCode():
             name = f"CUSTOM({code.CustomCode().decode(errors='replace')})"
-        ops.append(Operator(i, name, [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else [],
-                            [int(x) for x in op.OutputsAsNumpy()], _options(S, op)))
+        ops.append(
+            Operator(
+                i,
+                name,
+                [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else [],
+                [int(x) for x in op.OutputsAsNumpy()],
+                _options(S, op),
+            )
+        )
     if g.InputsLength() != 1 or g.OutputsLength() != 1:
-        raise NetgenError(f"the model has {g.InputsLength()} inputs and {g.OutputsLength()} outputs; plain C supports one of each")
+        raise NetgenError(
+            f"the model has {g.InputsLength()} inputs and {g.OutputsLength()} outputs; plain C supports one of each"
+        )
     return Graph(tensors, ops, int(g.InputsAsNumpy()[0]), int(g.OutputsAsNumpy()[0]))
 
 
@@ -318,9 +335,7 @@ def plan_arena(buffers: Sequence[Buffer], align: int = ALIGN) -> tuple[dict[str,
     for i in order:
         b = buffers[i]
         need = _align(max(b.size, 1), align)
-        live = sorted(
-            (off, sz) for off, sz, o in placed if not (o.last < b.first or b.last < o.first)
-        )
+        live = sorted((off, sz) for off, sz, o in placed if not (o.last < b.first or b.last < o.first))
         at = 0
         for off, sz in live:
             if at + need <= off:
@@ -399,7 +414,7 @@ class NetFiles:
     ops: list[str]
     input: TensorIO
     output: TensorIO
-    weights_bytes: int  # const data (weights, biases, multipliers, shifts, op parameters)
+    weights_bytes: int  # flash of the const data: weights, biases, multipliers, shifts, op parameter structs
     buffers: list[Buffer]
     offsets: dict[str, int]
 
@@ -417,6 +432,20 @@ class NetFiles:
 
 
 _CTYPE = {"int8": "int8_t", "float32": "float", "int32": "int32_t"}
+# sizeof() of tc_nn.h's parameter structs on a 32-bit MCU (int32_t fields, 4-byte pointers)
+_BCAST = 4 * (1 + 3 * MAX_DIMS)
+_REDUCE = 4 * (3 + 4 * MAX_DIMS)
+_STRUCT_BYTES = {
+    "tc_conv_s8_t": 4 * (21 + 4),
+    "tc_dwconv_s8_t": 4 * (21 + 4),
+    "tc_fc_s8_t": 4 * (8 + 4),
+    "tc_add_s8_t": _BCAST + 4 * 12,
+    "tc_mul_s8_t": _BCAST + 4 * 7,
+    "tc_binary_f32_t": _BCAST + 4 * 4,
+    "tc_reduce_t": _REDUCE,
+    "tc_mean_s8_t": _REDUCE + 4 * 4,
+    "tc_copy_t": 4 * (1 + 3 * MAX_DIMS + 2),
+}
 
 
 class _Gen:
@@ -466,12 +495,15 @@ class _Gen:
         else:
             body = _ints(arr)
             size = {"int8_t": 1, "int32_t": 4}[ctype]
-        self.const_bytes += size * len(arr)
-        self.out.decls.append(f"static const {ctype} TC_ALIGN16 {cname}[{max(len(arr), 1)}] = {{\n{body or '    0,'}\n}};")
+        self.const_bytes += _align(size * max(len(arr), 1))  # each array is 16-byte aligned
+        self.out.decls.append(
+            f"static const {ctype} TC_ALIGN16 {cname}[{max(len(arr), 1)}] = {{\n{body or '    0,'}\n}};"
+        )
         return cname
 
     def struct(self, ctype: str, op: Operator, body: str) -> str:
         cname = f"{self.name}_op{op.index}"
+        self.const_bytes += _STRUCT_BYTES[ctype]
         self.out.decls.append(f"static const {ctype} {cname} = {{\n{body}\n}};")
         return cname
 
@@ -533,8 +565,11 @@ class _Gen:
             total = (out - 1) * s + ek - i
             return max(total, 0) // 2
 
-        self.need(op, (out_size(ih, kh, sh, dh), out_size(iw, kw, sw, dw)) == (oh, ow),
-                  f"output {oh}x{ow} is not what the padding and strides give")
+        self.need(
+            op,
+            (out_size(ih, kh, sh, dh), out_size(iw, kw, sw, dw)) == (oh, ow),
+            f"output {oh}x{ow} is not what the padding and strides give",
+        )
         ph, pw = pad(ih, kh, sh, dh, oh), pad(iw, kw, sw, dw, ow)
         wscales = np.asarray(w.scales, np.float32)
         if len(wscales) == 1:
@@ -550,30 +585,56 @@ class _Gen:
             bias = bias + (-x.zp) * per_oc
             if bias.min(initial=0) < -(2**31) or bias.max(initial=0) > 2**31 - 1:
                 folded, bias = False, (np.zeros(oc, np.int64) if b is None else b.data.astype(np.int64).ravel())
-        p = dict(batches=n, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
-                 stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_h=ph, pad_w=pw, in_offset=-x.zp,
-                 out_offset=y.zp, act_min=act_min, act_max=act_max, folded=int(folded))
+        p = dict(
+            batches=n,
+            in_h=ih,
+            in_w=iw,
+            in_c=ic,
+            out_h=oh,
+            out_w=ow,
+            out_c=oc,
+            k_h=kh,
+            k_w=kw,
+            stride_h=sh,
+            stride_w=sw,
+            dil_h=dh,
+            dil_w=dw,
+            pad_h=ph,
+            pad_w=pw,
+            in_offset=-x.zp,
+            out_offset=y.zp,
+            act_min=act_min,
+            act_max=act_max,
+            folded=int(folded),
+        )
         has_bias = b is not None or folded
         return p, (bias if has_bias else None), np.asarray(mults), np.asarray(shifts)  # type: ignore[return-value]
 
-    def _emit_conv(self, op: Operator, ctype: str, fn: str, p: dict[str, int], bias: Any,
-                   mults: np.ndarray, shifts: np.ndarray) -> None:
+    def _emit_conv(
+        self, op: Operator, ctype: str, fn: str, p: dict[str, int], bias: Any, mults: np.ndarray, shifts: np.ndarray
+    ) -> None:
         w = self.t[op.inputs[1]]
         wname = self.const_array(w)
         bname = self.emit_array(f"{self.name}_op{op.index}_bias", "int32_t", bias) if bias is not None else "0"
         mname = self.emit_array(f"{self.name}_op{op.index}_mult", "int32_t", mults)
         sname = self.emit_array(f"{self.name}_op{op.index}_shift", "int32_t", shifts)
         fields = ", ".join(f".{k} = {_cint(v)}" for k, v in p.items())
-        s = self.struct(ctype, op, f"    {fields},\n    .filter = {wname}, .bias = {bname}, .mult = {mname}, .shift = {sname}")
-        self.const_bytes += 4 * len(p) + 16
-        self.out.calls.append(f"    {fn}(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} {op.name} */")
+        s = self.struct(
+            ctype, op, f"    {fields},\n    .filter = {wname}, .bias = {bname}, .mult = {mname}, .shift = {sname}"
+        )
+        self.out.calls.append(
+            f"    {fn}(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} {op.name} */"
+        )
 
     def op_conv_2d(self, op: Operator) -> None:
         p, bias, m, s = self._conv_common(op, depthwise=False)
         w = self.t[op.inputs[1]]
         p["filter_in_c"] = int(w.shape[3])
-        self.need(op, p["in_c"] % p["filter_in_c"] == 0 and p["out_c"] % (p["in_c"] // p["filter_in_c"]) == 0,
-                  "channels do not divide into groups")
+        self.need(
+            op,
+            p["in_c"] % p["filter_in_c"] == 0 and p["out_c"] % (p["in_c"] // p["filter_in_c"]) == 0,
+            "channels do not divide into groups",
+        )
         self._emit_conv(op, "tc_conv_s8_t", "tc_conv_s8", p, bias, m, s)
 
     def op_depthwise_conv_2d(self, op: Operator) -> None:
@@ -612,11 +673,26 @@ class _Gen:
         bname = self.emit_array(f"{self.name}_op{op.index}_bias", "int32_t", bias_out) if bias_out is not None else "0"
         mname = self.emit_array(f"{self.name}_op{op.index}_mult", "int32_t", np.asarray(mults))
         sname = self.emit_array(f"{self.name}_op{op.index}_shift", "int32_t", np.asarray(shifts))
-        p = dict(batches=x.size // k, in_k=k, out_n=n_out, in_offset=-x.zp, out_offset=y.zp, act_min=act_min,
-                 act_max=act_max, folded=int(folded))
+        p = dict(
+            batches=x.size // k,
+            in_k=k,
+            out_n=n_out,
+            in_offset=-x.zp,
+            out_offset=y.zp,
+            act_min=act_min,
+            act_max=act_max,
+            folded=int(folded),
+        )
         fields = ", ".join(f".{kk} = {_cint(v)}" for kk, v in p.items())
-        s = self.struct("tc_fc_s8_t", op, f"    {fields},\n    .filter = {wname}, .bias = {bname}, .mult = {mname}, .shift = {sname}")
-        self.out.calls.append(f"    tc_fc_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} FULLY_CONNECTED */")
+        s = self.struct(
+            "tc_fc_s8_t",
+            op,
+            f"    {fields},\n    .filter = {wname}, .bias = {bname}, .mult = {mname}, .shift = {sname}",
+        )
+        self.out.calls.append(
+            f"    tc_fc_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); "
+            f"/* op {op.index} FULLY_CONNECTED */"
+        )
 
     def bcast(self, op: Operator) -> str:
         a, b, y = (self.t[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
@@ -648,10 +724,16 @@ class _Gen:
             clamp, lo, hi = 0, 0.0, 0.0
         else:
             clamp, (lo, hi) = 1, _act_range_f(act, op.name)
-        s = self.struct("tc_binary_f32_t", op, f"    {self.bcast(op)},\n    .op = {code}, .clamp = {clamp}, "
-                        f".act_min = {c_float(lo)}, .act_max = {c_float(hi)}")
-        self.out.calls.append(f"    tc_binary_f32(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.inputs[1])}, "
-                              f"{self.ref(op.outputs[0])}); /* op {op.index} {op.name} */")
+        s = self.struct(
+            "tc_binary_f32_t",
+            op,
+            f"    {self.bcast(op)},\n    .op = {code}, .clamp = {clamp}, "
+            f".act_min = {c_float(lo)}, .act_max = {c_float(hi)}",
+        )
+        self.out.calls.append(
+            f"    tc_binary_f32(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.inputs[1])}, "
+            f"{self.ref(op.outputs[0])}); /* op {op.index} {op.name} */"
+        )
 
     def op_add(self, op: Operator) -> None:
         a, b, y = (self.t[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
@@ -668,12 +750,18 @@ class _Gen:
         for s in (s1, s2, so):
             self.need(op, s <= 0, "an ADD multiplier is not smaller than one")
         lo, hi = _act_range_q(act, y.scale, y.zp, op.name)
-        s = self.struct("tc_add_s8_t", op, f"    {self.bcast(op)},\n    .in1_offset = {-a.zp}, .in2_offset = {-b.zp}, "
-                        f".left_shift = {left_shift}, .in1_mult = {m1}, .in1_shift = {s1}, .in2_mult = {m2}, "
-                        f".in2_shift = {s2}, .out_mult = {mo}, .out_shift = {so}, .out_offset = {y.zp}, "
-                        f".act_min = {lo}, .act_max = {hi}")
-        self.out.calls.append(f"    tc_add_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.inputs[1])}, "
-                              f"{self.ref(op.outputs[0])}); /* op {op.index} ADD */")
+        s = self.struct(
+            "tc_add_s8_t",
+            op,
+            f"    {self.bcast(op)},\n    .in1_offset = {-a.zp}, .in2_offset = {-b.zp}, "
+            f".left_shift = {left_shift}, .in1_mult = {m1}, .in1_shift = {s1}, .in2_mult = {m2}, "
+            f".in2_shift = {s2}, .out_mult = {mo}, .out_shift = {so}, .out_offset = {y.zp}, "
+            f".act_min = {lo}, .act_max = {hi}",
+        )
+        self.out.calls.append(
+            f"    tc_add_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.inputs[1])}, "
+            f"{self.ref(op.outputs[0])}); /* op {op.index} ADD */"
+        )
 
     def op_mul(self, op: Operator) -> None:
         a, b, y = (self.t[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
@@ -684,10 +772,16 @@ class _Gen:
             raise self.unsupported_types(op)
         m, sh = quantize_multiplier(float(a.scale) * float(b.scale) / float(y.scale))
         lo, hi = _act_range_q(act, y.scale, y.zp, op.name)
-        s = self.struct("tc_mul_s8_t", op, f"    {self.bcast(op)},\n    .in1_offset = {-a.zp}, .in2_offset = {-b.zp}, "
-                        f".out_mult = {m}, .out_shift = {sh}, .out_offset = {y.zp}, .act_min = {lo}, .act_max = {hi}")
-        self.out.calls.append(f"    tc_mul_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.inputs[1])}, "
-                              f"{self.ref(op.outputs[0])}); /* op {op.index} MUL */")
+        s = self.struct(
+            "tc_mul_s8_t",
+            op,
+            f"    {self.bcast(op)},\n    .in1_offset = {-a.zp}, .in2_offset = {-b.zp}, "
+            f".out_mult = {m}, .out_shift = {sh}, .out_offset = {y.zp}, .act_min = {lo}, .act_max = {hi}",
+        )
+        self.out.calls.append(
+            f"    tc_mul_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.inputs[1])}, "
+            f"{self.ref(op.outputs[0])}); /* op {op.index} MUL */"
+        )
 
     def op_sub(self, op: Operator) -> None:
         act = int(op.options.FusedActivationFunction()) if op.options is not None else 0
@@ -707,17 +801,22 @@ class _Gen:
         keep = [d for d in range(nd) if d not in axes] or []
         count = int(np.prod([x.shape[d] for d in axes])) if axes else 1
         self.need(op, y.size == x.size // max(count, 1), "output size does not match the reduction")
-        body = (f".n_out = {len(keep)}, .out_dims = {_dims_init([x.shape[d] for d in keep])}, "
-                f".out_strides = {_dims_init([st[d] for d in keep])},\n    .n_red = {len(axes)}, "
-                f".red_dims = {_dims_init([x.shape[d] for d in axes])}, .red_strides = {_dims_init([st[d] for d in axes])}, "
-                f".count = {count}")
+        body = (
+            f".n_out = {len(keep)}, .out_dims = {_dims_init([x.shape[d] for d in keep])}, "
+            f".out_strides = {_dims_init([st[d] for d in keep])},\n    .n_red = {len(axes)}, "
+            f".red_dims = {_dims_init([x.shape[d] for d in axes])}, "
+            f".red_strides = {_dims_init([st[d] for d in axes])}, "
+            f".count = {count}"
+        )
         return body, x, y, count
 
     def op_mean(self, op: Operator) -> None:
         body, x, y, count = self._reduce(op)
         if (x.dtype, y.dtype) == ("float32", "float32"):
             s = self.struct("tc_reduce_t", op, f"    {body}")
-            self.out.calls.append(f"    tc_mean_f32(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} MEAN */")
+            self.out.calls.append(
+                f"    tc_mean_f32(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} MEAN */"
+            )
             return
         if (x.dtype, y.dtype) != ("int8", "int8"):
             raise self.unsupported_types(op)
@@ -726,24 +825,33 @@ class _Gen:
             sh = min(count.bit_length() - 1, 32, 31 + shift)
             mult = int((mult << sh) // count)
             shift -= sh
-        s = self.struct("tc_mean_s8_t", op, f"    .r = {{{body}}},\n    .in_zp = {x.zp}, .mult = {mult}, "
-                        f".shift = {shift}, .out_zp = {y.zp}")
-        self.out.calls.append(f"    tc_mean_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} MEAN */")
+        s = self.struct(
+            "tc_mean_s8_t",
+            op,
+            f"    .r = {{{body}}},\n    .in_zp = {x.zp}, .mult = {mult}, " f".shift = {shift}, .out_zp = {y.zp}",
+        )
+        self.out.calls.append(
+            f"    tc_mean_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} MEAN */"
+        )
 
     def op_sum(self, op: Operator) -> None:
         body, x, y, _ = self._reduce(op)
         if (x.dtype, y.dtype) != ("float32", "float32"):
             raise self.unsupported_types(op)
         s = self.struct("tc_reduce_t", op, f"    {body}")
-        self.out.calls.append(f"    tc_sum_f32(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} SUM */")
+        self.out.calls.append(
+            f"    tc_sum_f32(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} SUM */"
+        )
 
     def _copy(self, op: Operator, x: Tensor, y: Tensor, body: str, pad_value: str) -> None:
         s = self.struct("tc_copy_t", op, f"    {body}")
         fn = {"int8": "tc_copy_s8", "float32": "tc_copy_f32"}.get(x.dtype)
         if fn is None or y.dtype != x.dtype:
             raise self.unsupported_types(op)
-        self.out.calls.append(f"    {fn}(&{s}, {pad_value}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); "
-                              f"/* op {op.index} {op.name} */")
+        self.out.calls.append(
+            f"    {fn}(&{s}, {pad_value}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); "
+            f"/* op {op.index} {op.name} */"
+        )
 
     def op_pad(self, op: Operator) -> None:
         x, pads_t, y = self.t[op.inputs[0]], self.t[op.inputs[1]], self.t[op.outputs[0]]
@@ -755,10 +863,14 @@ class _Gen:
         self.need(op, tuple(int(x.shape[d] + pads[d].sum()) for d in range(nd)) == y.shape, "output shape mismatch")
         ost = _contig_strides(y.shape)
         base = int(sum(int(pads[d, 0]) * ost[d] for d in range(nd)))
-        body = (f".ndim = {nd}, .dims = {_dims_init(x.shape)}, .src_strides = {_dims_init(_contig_strides(x.shape))}, "
-                f".dst_strides = {_dims_init(ost)}, .dst_base = {base}, .fill_count = {y.size}")
+        body = (
+            f".ndim = {nd}, .dims = {_dims_init(x.shape)}, .src_strides = {_dims_init(_contig_strides(x.shape))}, "
+            f".dst_strides = {_dims_init(ost)}, .dst_base = {base}, .fill_count = {y.size}"
+        )
         if x.dtype == "int8":
-            self.need(op, x.zp == y.zp and np.float32(x.scale) == np.float32(y.scale), "input and output quantisation differ")
+            self.need(
+                op, x.zp == y.zp and np.float32(x.scale) == np.float32(y.scale), "input and output quantisation differ"
+            )
             pad_value = f"(int8_t){y.zp}"
         else:
             pad_value = "0.0f"
@@ -772,29 +884,38 @@ class _Gen:
         self.need(op, sorted(perm) == list(range(nd)) and nd <= MAX_DIMS, f"bad permutation {perm}")
         self.need(op, tuple(x.shape[p] for p in perm) == y.shape, "output shape mismatch")
         ist = _contig_strides(x.shape)
-        body = (f".ndim = {nd}, .dims = {_dims_init(y.shape)}, .src_strides = {_dims_init([ist[p] for p in perm])}, "
-                f".dst_strides = {_dims_init(_contig_strides(y.shape))}, .dst_base = 0, .fill_count = 0")
+        body = (
+            f".ndim = {nd}, .dims = {_dims_init(y.shape)}, .src_strides = {_dims_init([ist[p] for p in perm])}, "
+            f".dst_strides = {_dims_init(_contig_strides(y.shape))}, .dst_base = 0, .fill_count = 0"
+        )
         self._copy(op, x, y, body, "0" if x.dtype == "int8" else "0.0f")
 
     def op_quantize(self, op: Operator) -> None:
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         if (x.dtype, y.dtype) != ("float32", "int8"):
             raise self.unsupported_types(op)
-        self.out.calls.append(f"    tc_quantize_f32_s8({y.size}, {c_float(y.scale)}, {y.zp}, {self.ref(op.inputs[0])}, "
-                              f"{self.ref(op.outputs[0])}); /* op {op.index} QUANTIZE */")
+        self.out.calls.append(
+            f"    tc_quantize_f32_s8({y.size}, {c_float(y.scale)}, {y.zp}, {self.ref(op.inputs[0])}, "
+            f"{self.ref(op.outputs[0])}); /* op {op.index} QUANTIZE */"
+        )
 
     def op_dequantize(self, op: Operator) -> None:
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         if (x.dtype, y.dtype) != ("int8", "float32"):
             raise self.unsupported_types(op)
-        self.out.calls.append(f"    tc_dequantize_s8_f32({x.size}, {c_float(x.scale)}, {x.zp}, {self.ref(op.inputs[0])}, "
-                              f"{self.ref(op.outputs[0])}); /* op {op.index} DEQUANTIZE */")
+        self.out.calls.append(
+            f"    tc_dequantize_s8_f32({x.size}, {c_float(x.scale)}, {x.zp}, {self.ref(op.inputs[0])}, "
+            f"{self.ref(op.outputs[0])}); /* op {op.index} DEQUANTIZE */"
+        )
 
     def op_rsqrt(self, op: Operator) -> None:
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
         if (x.dtype, y.dtype) != ("float32", "float32"):
             raise self.unsupported_types(op)
-        self.out.calls.append(f"    tc_rsqrt_f32({x.size}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} RSQRT */")
+        self.out.calls.append(
+            f"    tc_rsqrt_f32({x.size}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); "
+            f"/* op {op.index} RSQRT */"
+        )
 
     # ---- memory plan
     def buffers(self) -> list[Buffer]:
@@ -855,74 +976,91 @@ def write_c_network(tflite: bytes | str | Path, out_dir: str | Path, name: str) 
     def q_defines(prefix: str, io: TensorIO) -> list[str]:
         if io.scale is None:
             return [f"/* {prefix.lower()} is float32 (no quantisation) */"]
-        return [f"#define TC_NET_{up}_{prefix}_SCALE {c_float(io.scale)}", f"#define TC_NET_{up}_{prefix}_ZERO_POINT ({io.zero_point})"]
+        return [
+            f"#define TC_NET_{up}_{prefix}_SCALE {c_float(io.scale)}",
+            f"#define TC_NET_{up}_{prefix}_ZERO_POINT ({io.zero_point})",
+        ]
 
     guard = f"TC_NET_{up}_NET_H"
-    header = "\n".join([
-        f"/* Generated by tinyclap.firmware.netgen: the {name} network in plain C (kernels: tc_nn.c). Do not edit. */",
-        f"#ifndef {guard}",
-        f"#define {guard}",
-        "",
-        "#include <stdint.h>",
-        "",
-        "#ifdef __cplusplus",
-        'extern "C" {',
-        "#endif",
-        "",
-        f"/* Activation arena: {len(buffers)} buffers planned by lifetime (greedy by size, first fit); align to 16 bytes. */",
-        f"#define TC_NET_{up}_ARENA_BYTES {arena}u",
-        f"#define TC_NET_{up}_ARENA_ALIGN 16u",
-        f"#define TC_NET_{up}_OPS {len(ops)}u",
-        f"#define TC_NET_{up}_INPUT_SIZE {tin.size}u /* {tin.dtype} {list(tin.shape)} */",
-        f"#define TC_NET_{up}_OUTPUT_SIZE {tout.size}u /* {tout.dtype} {list(tout.shape)} */",
-        f"#define TC_NET_{up}_INPUT_IS_FLOAT {int(tin.dtype == 'float32')}",
-        f"#define TC_NET_{up}_OUTPUT_IS_FLOAT {int(tout.dtype == 'float32')}",
-        *q_defines("INPUT", tin),
-        *q_defines("OUTPUT", tout),
-        "",
-        f"/* Run the network once: input -> output. arena: TC_NET_{up}_ARENA_BYTES bytes, 16-byte aligned, owned by",
-        "   the caller (its contents need not survive between calls). Returns 0, or -1 if arena is misaligned. */",
-        f"{proto};",
-        "",
-        "#ifdef __cplusplus",
-        "}",
-        "#endif",
-        "",
-        f"#endif /* {guard} */",
-        "",
-    ])
+    header = "\n".join(
+        [
+            f"/* Generated by tinyclap.firmware.netgen: the {name} network in plain C (kernels: tc_nn.c).",
+            "   Do not edit: regenerate instead. */",
+            f"#ifndef {guard}",
+            f"#define {guard}",
+            "",
+            "#include <stdint.h>",
+            "",
+            "#ifdef __cplusplus",
+            'extern "C" {',
+            "#endif",
+            "",
+            f"/* Activation arena: {len(buffers)} buffers planned by lifetime (greedy by size, first fit),",
+            "   16-byte aligned. The graph's input and output are the caller's buffers, not in the arena. */",
+            f"#define TC_NET_{up}_ARENA_BYTES {arena}u",
+            f"#define TC_NET_{up}_ARENA_ALIGN 16u",
+            f"#define TC_NET_{up}_OPS {len(ops)}u",
+            f"#define TC_NET_{up}_INPUT_SIZE {tin.size}u /* {tin.dtype} {list(tin.shape)} */",
+            f"#define TC_NET_{up}_OUTPUT_SIZE {tout.size}u /* {tout.dtype} {list(tout.shape)} */",
+            f"#define TC_NET_{up}_INPUT_IS_FLOAT {int(tin.dtype == 'float32')}",
+            f"#define TC_NET_{up}_OUTPUT_IS_FLOAT {int(tout.dtype == 'float32')}",
+            *q_defines("INPUT", tin),
+            *q_defines("OUTPUT", tout),
+            "",
+            f"/* Run the network once: input -> output. arena: TC_NET_{up}_ARENA_BYTES bytes, 16-byte aligned,",
+            "   owned by the caller (its contents need not survive between calls). Returns 0, or -1 if arena",
+            "   is not 16-byte aligned. */",
+            f"{proto};",
+            "",
+            "#ifdef __cplusplus",
+            "}",
+            "#endif",
+            "",
+            f"#endif /* {guard} */",
+            "",
+        ]
+    )
     arena_decls = []
     for b in buffers:
         t = graph.tensors[int(b.name[1:])]
         ct = _CTYPE[t.dtype]
         if ct == "int8_t":
-            arena_decls.append(f"    int8_t *const {b.name} = (int8_t *)(arena + {offsets[b.name]}u); /* {b.size} B, ops {b.first}..{b.last} */")
+            arena_decls.append(
+                f"    int8_t *const {b.name} = (int8_t *)(arena + {offsets[b.name]}u);"
+                f" /* {b.size} B, ops {b.first}..{b.last} */"
+            )
         else:
-            arena_decls.append(f"    float *const {b.name} = (float *)(void *)(arena + {offsets[b.name]}u); /* {b.size} B, ops {b.first}..{b.last} */")
-    source = "\n".join([
-        f"/* Generated by tinyclap.firmware.netgen from a {len(ops)}-op .tflite: the {name} network in plain C99.",
-        "   Kernels: tc_nn.c (TFLM reference semantics, bit-exact). Constants live in flash (const). Do not edit. */",
-        f'#include "{name}_net.h"',
-        "",
-        "#include <stdint.h>",
-        "#include <string.h>",
-        "",
-        '#include "tc_nn.h"',
-        "",
-        *gen.out.decls,
-        "",
-        proto,
-        "{",
-        *arena_decls,
-        "    if (((uintptr_t)arena & 15u) != 0u) {",
-        "        return -1;",
-        "    }",
-        *gen.out.calls,
-        *([] if buffers else ["    (void)arena;"]),
-        "    return 0;",
-        "}",
-        "",
-    ])
+            arena_decls.append(
+                f"    float *const {b.name} = (float *)(void *)(arena + {offsets[b.name]}u);"
+                f" /* {b.size} B, ops {b.first}..{b.last} */"
+            )
+    source = "\n".join(
+        [
+            f"/* Generated by tinyclap.firmware.netgen from a {len(ops)}-op .tflite: the {name} network in plain C99.",
+            "   Kernels: tc_nn.c (TFLM reference semantics, bit-exact). Constants live in flash (const).",
+            "   Do not edit: regenerate instead. */",
+            f'#include "{name}_net.h"',
+            "",
+            "#include <stdint.h>",
+            "#include <string.h>",
+            "",
+            '#include "tc_nn.h"',
+            "",
+            *gen.out.decls,
+            "",
+            proto,
+            "{",
+            *arena_decls,
+            "    if (((uintptr_t)arena & 15u) != 0u) {",
+            "        return -1;",
+            "    }",
+            *gen.out.calls,
+            *([] if buffers else ["    (void)arena;"]),
+            "    return 0;",
+            "}",
+            "",
+        ]
+    )
     c_path, h_path = out_dir / f"{name}_net.c", out_dir / f"{name}_net.h"
     for path, text in ((h_path, header), (c_path, source)):
         with atomic_path(path) as tmp:
