@@ -32,7 +32,7 @@ from tinyclap.export.targets import Target, load_target
 __all__ = ["FirmwareError", "Bundle", "BOARD", "RUNTIME_SOURCES", "csrc_dir", "write_bundle", "load_bundle"]
 
 MANIFEST = "tinyclap_firmware.json"
-DEFAULT_STACK_BYTES = 16 * 1024
+DEFAULT_STACK_BYTES = 8 * 1024
 
 # The board the linker script places the image on: QEMU's MPS2 (AN500 Cortex-M7, AN386 Cortex-M4)
 # memory map, `info mtree` in QEMU 7.2: ZBT SSRAM1 0x00000000 (4 MB, code), ZBT SSRAM2/3 0x20000000 (4 MB).

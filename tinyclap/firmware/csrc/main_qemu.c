@@ -8,8 +8,9 @@
  * allocator at all, which the tests check). The input file (first semihosting
  * argument, default tc_input.bin) is little-endian:
  *     "TCIN", uint32 clips, then per clip: uint32 samples, int16 samples[...]
- * (mono PCM at TC_MODEL_SAMPLE_RATE). Each clip is read a window at a time into
- * one static window buffer, as a microphone DMA would fill it, and cut as
+ * (mono PCM at TC_MODEL_SAMPLE_RATE). Each clip is read TC_CHUNK samples at a
+ * time into one small buffer, as a microphone DMA would fill it, and handed to
+ * tc_app_push_samples (no window buffer anywhere); windows are cut as
  * main_tflm.cc and tinyclap.export.streaming.cut_windows cut it: windows back to
  * back, a shorter tail dropped, a clip shorter than a window repeated to fill it.
  *
@@ -181,6 +182,7 @@ static uint32_t calibrate(uint32_t n) {
 /* ------------------------------------------------------------ input */
 
 static int g_fd = -1;
+static uint32_t g_file_pos; /* bytes read from the input file so far */
 
 static void read_exact(void *dst, size_t bytes) {
     uint8_t *p = (uint8_t *)dst;
@@ -189,13 +191,35 @@ static void read_exact(void *dst, size_t bytes) {
         if (got == 0) fail("input file ends early");
         p += got;
         bytes -= got;
+        g_file_pos += (uint32_t)got;
     }
+}
+
+static void seek_to(uint32_t pos) {
+    uint32_t block[2] = {(uint32_t)g_fd, pos};
+    if (semihost(0x0A /* SYS_SEEK */, block) != 0) fail("cannot seek in the input file");
+    g_file_pos = pos;
 }
 
 static uint32_t read_u32(void) {
     uint8_t b[4];
     read_exact(b, 4);
     return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+}
+
+/* The DMA buffer stand-in: samples reach the app in chunks of TC_CHUNK. */
+#ifndef TC_CHUNK
+#define TC_CHUNK 256
+#endif
+static int16_t g_chunk[TC_CHUNK];
+
+static void stream(uint32_t samples) {
+    while (samples > 0) {
+        const uint32_t c = samples < TC_CHUNK ? samples : TC_CHUNK;
+        read_exact(g_chunk, (size_t)c * sizeof(int16_t));
+        if (tc_app_push_samples(g_chunk, c) != 0) fail("tc_app_push_samples failed");
+        samples -= c;
+    }
 }
 
 static char g_cmdline[256];
@@ -208,8 +232,6 @@ static const char *input_path(void) {
     if (p == NULL || p[1] == '\0') return "tc_input.bin";
     return p + 1;
 }
-
-static int16_t g_window[TC_WINDOW_SAMPLES]; /* the one audio buffer, as a DMA target */
 
 int main(void) {
     uint32_t clips, c;
@@ -234,27 +256,27 @@ int main(void) {
     if (tc_app_init() != 0) fail("tc_app_init failed");
     for (c = 0; c < clips; ++c) {
         const uint32_t n = read_u32();
-        uint32_t windows, w, i;
+        const uint32_t start = g_file_pos;
+        uint32_t windows, i;
         int top[TC_K];
         float cosine[TC_K];
         int best;
         memset(g_stage_ticks, 0, sizeof g_stage_ticks);
         if (n == 0) fail("empty clip");
-        if (n <= TC_WINDOW_SAMPLES) {
+        if (n <= TC_WINDOW_SAMPLES) { /* shorter than a window: repeated to fill it */
+            uint32_t pushed = 0;
             windows = 1;
-            read_exact(g_window, (size_t)n * sizeof(int16_t));
-            for (i = n; i < TC_WINDOW_SAMPLES; ++i) g_window[i] = g_window[i % n];
-            if (tc_app_push_window(g_window) != 0) fail("tc_app_push_window failed");
+            while (pushed < TC_WINDOW_SAMPLES) {
+                const uint32_t take = n < TC_WINDOW_SAMPLES - pushed ? n : TC_WINDOW_SAMPLES - pushed;
+                seek_to(start);
+                stream(take);
+                pushed += take;
+            }
         } else {
-            windows = n / TC_WINDOW_SAMPLES;
-            for (w = 0; w < windows; ++w) {
-                read_exact(g_window, sizeof g_window);
-                if (tc_app_push_window(g_window) != 0) fail("tc_app_push_window failed");
-            }
-            for (i = windows * TC_WINDOW_SAMPLES; i < n; ++i) { /* drop the tail */
-                read_exact(g_window, sizeof(int16_t));
-            }
+            windows = n / TC_WINDOW_SAMPLES; /* a shorter tail is dropped */
+            stream(windows * TC_WINDOW_SAMPLES);
         }
+        seek_to(start + n * (uint32_t)sizeof(int16_t));
         best = tc_app_finish(top, TC_K, cosine);
         if (best < 0 || best != top[0]) fail("tc_app_finish failed");
         line_begin("clip");

@@ -4,8 +4,12 @@
  * the exported .tflite with tinyclap.firmware.netgen). No TensorFlow Lite
  * Micro, no dynamic allocation: every buffer below is static.
  *
- * Per window of TC_WINDOW_SAMPLES int16 samples:
- *   log-mel frame by frame (tc_logmel.c; no float copy of the window)
+ * Samples arrive in any chunks (tc_app_push_samples, e.g. each DMA half-buffer) or a
+ * window at a time (tc_app_push_window). They go into a ring of 2 * n_fft samples,
+ * not a window buffer: each log-mel frame is computed as soon as its last sample
+ * is in, bit-identical to tc_logmel_buffer_frame_i16 on the whole window. Per
+ * window of TC_WINDOW_SAMPLES int16 samples:
+ *   log-mel frame by frame (tc_logmel.c; no float copy of the audio)
  *   -> folded bn0 affine map -> int8 (the network's input quantisation)
  *   -> "embed" network (log-mel -> embedding), or "features" (-> pooled vector)
  *   -> dequantised and summed over the windows.
@@ -84,10 +88,27 @@ static int8_t g_pooled_q[TC_NET_POOLED_ELEMS] TC_ALIGNED16;
 #define TC_ACC_ELEMS TC_EMBED_DIM
 #endif
 static int8_t g_out[TC_ACC_ELEMS] TC_ALIGNED16;
+/* The audio: a ring of the last TC_RING samples of the current window (>= n_fft + hop, so every
+ * frame's samples are still there when it is computed), not the whole window. */
+#define TC_HALF_FFT (TC_LOGMEL_N_FFT / 2)
+#define TC_RING (2 * TC_LOGMEL_N_FFT)
+#if TC_RING < TC_LOGMEL_N_FFT + TC_LOGMEL_HOP
+#error "the sample ring must hold n_fft + hop samples"
+#endif
+#if TC_WINDOW_SAMPLES <= TC_HALF_FFT
+#error "a window must be longer than n_fft / 2 samples (centre reflect padding)"
+#endif
+static int16_t g_ring[TC_RING];
+static int16_t g_frame[TC_LOGMEL_N_FFT];
+static size_t g_pos;        /* samples of the current window received */
+static size_t g_next_frame; /* next frame of the current window to compute */
+static size_t g_next_ready; /* the window sample that completes it */
 static float g_acc[TC_ACC_ELEMS]; /* sum over windows of the dequantised output */
 static tc_logmel_t g_logmel;
 static int g_windows;
 static int g_ready;
+
+static size_t frame_ready_at(size_t t);
 
 int tc_app_init(void) {
     tc_logmel_init(&g_logmel);
@@ -99,27 +120,56 @@ int tc_app_init(void) {
 void tc_app_reset(void) {
     memset(g_acc, 0, sizeof g_acc);
     g_windows = 0;
+    g_pos = 0;
+    g_next_frame = 0;
+    g_next_ready = frame_ready_at(0);
 }
 
-int tc_app_push_window(const int16_t *window) {
+/* Log-mel frame t of the current window -> folded bn0 -> int8 row t of the network input. Frame t
+ * covers window samples t*hop - n_fft/2 .. t*hop + n_fft/2 - 1, reflected about the window's first
+ * and last samples (centre padding, as tc_logmel_buffer_frame_i16 and Python's LogMel do it); they
+ * are all still in the ring when the frame's last sample has arrived. */
+static void make_frame(size_t t) {
     float mel[TC_LOGMEL_N_MELS];
-    size_t t, m, i;
-    if (!g_ready || window == NULL) return -1;
-    TC_PROF(TC_STAGE_FRONTEND, 1);
-    for (t = 0; t < TC_FRAMES_PER_WINDOW; ++t) {
-        if (tc_logmel_buffer_frame_i16(&g_logmel, window, TC_WINDOW_SAMPLES, t, mel) != 0) {
-            TC_PROF(TC_STAGE_FRONTEND, 0);
-            return -1;
-        }
-        for (m = 0; m < TC_LOGMEL_N_MELS; ++m) {
-            float x = mel[m];
-#if TC_HAS_INPUT_AFFINE
-            x = x * tc_input_affine_scale[m] + tc_input_affine_shift[m]; /* folded BatchNorm */
-#endif
-            g_input[t * TC_LOGMEL_N_MELS + m] = tc_quantize(x, TC_FIRST_INPUT_SCALE, TC_FIRST_INPUT_ZERO_POINT);
+    size_t j, m;
+    const size_t last = TC_WINDOW_SAMPLES - 1;
+    const size_t start = t * TC_LOGMEL_HOP; /* padded index of the frame's first sample */
+    if (start >= TC_HALF_FFT && start + TC_HALF_FFT - 1 <= last) { /* no reflection: a plain copy */
+        const size_t base = start - TC_HALF_FFT;
+        for (j = 0; j < TC_LOGMEL_N_FFT; ++j) g_frame[j] = g_ring[(base + j) % TC_RING];
+    } else {
+        for (j = 0; j < TC_LOGMEL_N_FFT; ++j) {
+            const size_t padded = t * TC_LOGMEL_HOP + j;
+            size_t i;
+            if (padded < TC_HALF_FFT) {
+                i = TC_HALF_FFT - padded; /* reflect about sample 0 */
+            } else if (padded - TC_HALF_FFT <= last) {
+                i = padded - TC_HALF_FFT;
+            } else {
+                i = 2 * last - (padded - TC_HALF_FFT); /* reflect about the last sample */
+            }
+            g_frame[j] = g_ring[i % TC_RING];
         }
     }
-    TC_PROF(TC_STAGE_FRONTEND, 0);
+    tc_logmel_frame_i16(&g_logmel, g_frame, mel);
+    for (m = 0; m < TC_LOGMEL_N_MELS; ++m) {
+        float x = mel[m];
+#if TC_HAS_INPUT_AFFINE
+        x = x * tc_input_affine_scale[m] + tc_input_affine_shift[m]; /* folded BatchNorm */
+#endif
+        g_input[t * TC_LOGMEL_N_MELS + m] = tc_quantize(x, TC_FIRST_INPUT_SCALE, TC_FIRST_INPUT_ZERO_POINT);
+    }
+}
+
+/* Window sample that completes frame t: min(last sample, t*hop + n_fft/2 - 1). */
+static size_t frame_ready_at(size_t t) {
+    const size_t end = t * TC_LOGMEL_HOP + TC_HALF_FFT - 1;
+    return end < TC_WINDOW_SAMPLES - 1 ? end : TC_WINDOW_SAMPLES - 1;
+}
+
+/* The window is complete and its frames are in g_input: run the network, accumulate. */
+static int finish_window(void) {
+    size_t i;
     TC_PROF(TC_STAGE_NETWORK, 1);
 #if TC_SPLIT
     if (tc_net_features_invoke(g_arena, g_input, g_out) != 0) {
@@ -141,6 +191,36 @@ int tc_app_push_window(const int16_t *window) {
     TC_PROF(TC_STAGE_NETWORK, 0);
     ++g_windows;
     return 0;
+}
+
+int tc_app_push_samples(const int16_t *pcm, size_t n) {
+    size_t k;
+    if (!g_ready || (pcm == NULL && n > 0)) return -1;
+    TC_PROF(TC_STAGE_FRONTEND, 1); /* the profile brackets the whole call, less the network's part */
+    for (k = 0; k < n; ++k) {
+        g_ring[g_pos % TC_RING] = pcm[k];
+        while (g_pos == g_next_ready) { /* several frames end on the window's last sample */
+            make_frame(g_next_frame);
+            ++g_next_frame;
+            g_next_ready = g_next_frame < TC_FRAMES_PER_WINDOW ? frame_ready_at(g_next_frame) : (size_t)-1;
+        }
+        ++g_pos;
+        if (g_pos == TC_WINDOW_SAMPLES) {
+            g_pos = 0;
+            g_next_frame = 0;
+            g_next_ready = frame_ready_at(0);
+            TC_PROF(TC_STAGE_FRONTEND, 0);
+            if (finish_window() != 0) return -1;
+            TC_PROF(TC_STAGE_FRONTEND, 1);
+        }
+    }
+    TC_PROF(TC_STAGE_FRONTEND, 0);
+    return 0;
+}
+
+int tc_app_push_window(const int16_t *window) {
+    if (window == NULL || g_pos != 0) return -1;
+    return tc_app_push_samples(window, TC_WINDOW_SAMPLES);
 }
 
 int tc_app_finish(int *top, size_t k, float *cosine) {

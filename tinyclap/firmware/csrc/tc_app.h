@@ -24,7 +24,8 @@
  *
  * The window stays int16 (2 bytes a sample, the RAM that `tinyclap export
  * --target` counts for it): the front end converts to float one n_fft frame
- * at a time, inside its own work buffer.
+ * at a time, inside its own work buffer. With tc_app.c the caller need not hold
+ * a window at all: tc_app_push_samples takes the DMA's chunks as they come.
  */
 #ifndef TC_APP_H
 #define TC_APP_H
@@ -46,6 +47,13 @@ extern "C" {
 /* Prepare the front end and the network(s) (TFLM: build the interpreters; on
  * failure a reason has been printed with MicroPrintf). 0 on success. Call once. */
 int tc_app_init(void);
+
+/* Push n samples (any n: a DMA half-buffer, one sample, several windows) of
+ * mono int16 PCM at TC_MODEL_SAMPLE_RATE. Windows of TC_WINDOW_SAMPLES are cut
+ * back to back; each completed window runs the network. Plain C build
+ * (tc_app.c) only: it keeps a ring of 2 * n_fft samples instead of a window
+ * buffer. 0 on success. */
+int tc_app_push_samples(const int16_t *pcm, size_t n);
 
 /* Forget the windows pushed so far (tc_app_finish also does this). */
 void tc_app_reset(void);
