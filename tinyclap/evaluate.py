@@ -17,11 +17,13 @@ Results: accuracy, per-class accuracy (recall), macro-F1, confusion matrix,
 optional per-fold results, and — when a teacher is given — the teacher's own
 zero-shot accuracy and teacher–student agreement (share of clips where both
 predict the same class). :func:`write_report` saves ``metrics.json`` (every
-number) and ``confusion.png``.
+number), ``predictions.csv`` (one row per clip: clip id, true label, predicted
+label, the predicted class's probability) and ``confusion.png``.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +43,7 @@ __all__ = [
     "evaluate",
     "classification_metrics",
     "write_report",
+    "write_predictions",
     "plot_confusion",
     "clip_key",
     "fold_of",
@@ -143,6 +146,7 @@ class EvalResult:
     clip_ids: list[str] = field(default_factory=list)
     targets: list[int] = field(default_factory=list)
     predictions: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # softmax probability of each clip's predicted class
 
     @property
     def accuracy(self) -> float:
@@ -276,6 +280,7 @@ def evaluate(
     owner = torch.as_tensor(owners)
     logits = _aggregate(clf, torch.cat(emb_parts), owner, aggregate)
     preds = logits.argmax(-1).numpy()
+    scores = torch.softmax(logits.float(), dim=-1).max(dim=-1).values.numpy()
     targets_arr = np.asarray(clip_targets)
     metrics = classification_metrics(targets_arr, preds, clf.bank.num_classes)
     metrics["top5_accuracy"] = float(
@@ -332,6 +337,7 @@ def evaluate(
         clip_ids=clip_ids,
         targets=targets_arr.tolist(),
         predictions=preds.tolist(),
+        scores=[float(x) for x in scores],
     )
 
 
@@ -374,12 +380,30 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     return path
 
 
+def write_predictions(result: EvalResult, path: str | Path) -> Path:
+    """``predictions.csv``, atomically: ``clip_id,label,prediction,score`` per clip (labels by name).
+
+    ``score`` is the probability (softmax of the bank logits) of the predicted
+    class; the prediction is the argmax over the bank, as in ``metrics.json``.
+    """
+    path = Path(path)
+    scores = result.scores or [float("nan")] * len(result.predictions)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["clip_id", "label", "prediction", "score"])
+            for cid, t, p, sc in zip(result.clip_ids, result.targets, result.predictions, scores):
+                writer.writerow([cid, result.labels[t], result.labels[p], f"{sc:.6f}"])
+    return path
+
+
 def write_report(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``metrics.json`` and ``confusion.png`` into ``out_dir``; returns their paths."""
+    """Write ``metrics.json``, ``predictions.csv`` and ``confusion.png`` into ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out / "metrics.json", "confusion": out / "confusion.png"}
+    paths = {"metrics": out / "metrics.json", "predictions": out / "predictions.csv", "confusion": out / "confusion.png"}
     write_json(paths["metrics"], result.to_dict())
+    write_predictions(result, paths["predictions"])
     title = f"{result.encoder} on {result.dataset}: {100 * result.accuracy:.1f}%"
     plot_confusion(result.metrics["confusion"], result.labels, paths["confusion"], title)
     return paths

@@ -272,11 +272,22 @@ def is_student_checkpoint(ref: str | Path) -> bool:
 
 
 def load_encoder(ref: str | Path, **teacher_options: Any) -> Any:
-    """A student checkpoint (``load_student``) or, for anything else, a teacher (``load_teacher``)."""
+    """Any model kind as an AudioEncoder: what ``--model`` of ``tinyclap eval`` accepts.
+
+    A student checkpoint (``load_student``); an exported model, i.e. an
+    ``.onnx`` / ``.tflite`` next to its ``report.json`` or an export folder
+    (:func:`tinyclap.export.encoder.exported_model`); anything else a teacher
+    (``load_teacher``: registry name, ``local:PATH``, LAION folder).
+    """
     if is_student_checkpoint(ref):
         from tinyclap.students import load_student
 
         return load_student(ref)
+    from tinyclap.export.encoder import exported_model
+
+    exported = exported_model(ref)
+    if exported is not None:
+        return exported.load()
     from tinyclap.teachers.registry import load_teacher
 
     return load_teacher(str(ref), **teacher_options)

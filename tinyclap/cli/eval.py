@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the reference zero-shot protocol: ESC-50 all clips, UrbanSound8K all folds, "
         "TUT17 evaluation split with windows aggregated per clip. Broken clips are skipped and counted.",
     )
-    p.add_argument("--model", required=True, help="student checkpoint (.json) or teacher name/path")
+    p.add_argument("--model", required=True,
+                   help="student checkpoint (.json), exported model (.onnx, .int8.tflite or an export folder, "
+                        "read with its report.json), or teacher name/path")
     p.add_argument("--teacher", default=None,
                    help="teacher for teacher-student agreement and for building the bank when --bank is absent")
     p.add_argument("--teacher-opt", action="append", default=[], metavar="KEY=VALUE",
@@ -28,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="how windows of one clip are combined (default: mean embedding)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for decoding")
-    p.add_argument("--out", default=None, help="directory for metrics.json and confusion.png")
+    p.add_argument("--out", default=None, help="directory for metrics.json, predictions.csv and confusion.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
