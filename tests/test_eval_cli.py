@@ -69,16 +69,21 @@ def test_eval_student_writes_reproducible_report(student_ckpt, bank_path, teache
     assert m["accuracy"] == pytest.approx(m["correct"] / 20)
     assert len(m["per_class_accuracy"]) == 10 and sum(map(sum, m["confusion"])) == 20
     assert sorted(a["per_fold"]) == ["1", "2"] and all(f["n"] == 10 for f in a["per_fold"].values())
-    assert 0.0 <= a["teacher"]["agreement"] <= 1.0 and len(a["teacher"]["predictions"]) == 20
+    # The student is untrained (seed 7), so no floor holds for its agreement with the teacher (0.0 measured
+    # on real ESC-10 and on the generated stand-in): check it is the share of clips where the two decide alike.
+    assert len(a["teacher"]["predictions"]) == 20
+    same = sum(t == p for t, p in zip(a["teacher"]["predictions"], a["predictions"]))
+    assert a["teacher"]["agreement"] == pytest.approx(same / 20)
     assert (tmp_path / "a" / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_eval_teacher_builds_its_own_bank_and_folds_filter(teacher_ref, esc, tmp_path: Path):
     out = tmp_path / "t"
     assert main(["eval", "--model", teacher_ref, "--dataset", f"esc50:{esc}", "--folds", "2",
-                 "--templates", "reference", "--quiet", "--out", str(out)]) == 0
+                 "--templates", "reference", "--teacher", teacher_ref, "--quiet", "--out", str(out)]) == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["metrics"]["n"] == 10 and report["bank"]["templates"] == ["this is the sound of {}"]
+    assert report["teacher"]["agreement"] == 1.0  # a model agrees with itself on every clip
     assert all(cid.startswith("2-") for cid in report["clip_ids"])
 
 

@@ -118,7 +118,10 @@ def test_report_figures(exported):
     fp32, int8 = r["formats"]["onnx"], r["formats"]["onnx-int8"]
     assert fp32["cosine_worst"] > 0.9999 and fp32["zeroshot_agreement"] == 1.0 and fp32["clips"] == 2
     assert int8["cosine_mean"] >= INT8_MEAN and int8["cosine_worst"] >= INT8_WORST
-    assert 0.0 <= int8["zeroshot_agreement"] <= 1.0
+    # Zero-shot decisions of int8 vs the torch student: 1.0 measured on real ESC-10 and on the generated
+    # stand-in (2 clips each, int8 cosine 0.99). At most one clip may change its decision; a broken
+    # quantiser picks among the 5 labels at random.
+    assert int8["zeroshot_agreement"] >= 1 - 1 / int8["clips"], int8
     assert int8["files"]["embed.int8.onnx"] == (exported["out"] / "embed.int8.onnx").stat().st_size
     assert "streaming" not in r  # no window: nothing streamed
 
