@@ -11,6 +11,7 @@ few thresholds that were measured on one kind only.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ def _dataset(tmp_path_factory: pytest.TempPathFactory, sub: str, name: str, make
         return path
     root = tmp_path_factory.getbasetemp() / "generated-data" / name
     if not (root / fallback_data.MARKER).is_file():  # the marker is written last: a complete stand-in
+        shutil.rmtree(root, ignore_errors=True)  # a build interrupted in an earlier session
         make(root)
     return root
 
