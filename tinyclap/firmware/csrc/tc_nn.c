@@ -16,7 +16,7 @@
 #define TC_NN_DSP 0
 #endif
 
-static int32_t clamp_i32(int32_t x, int32_t lo, int32_t hi)
+static inline int32_t clamp_i32(int32_t x, int32_t lo, int32_t hi)
 {
     /* std::max then std::min, as the reference kernels clamp */
     x = x < lo ? lo : x;
@@ -24,7 +24,7 @@ static int32_t clamp_i32(int32_t x, int32_t lo, int32_t hi)
 }
 
 #if TC_NN_SINGLE_ROUNDING
-int32_t tc_nn_requant(int32_t x, int32_t multiplier, int32_t shift)
+static inline int32_t requant(int32_t x, int32_t multiplier, int32_t shift)
 {
     /* TFLITE_SINGLE_ROUNDING: one rounding of the 64-bit product. */
     const int32_t total_shift = 31 - shift;
@@ -34,7 +34,7 @@ int32_t tc_nn_requant(int32_t x, int32_t multiplier, int32_t shift)
 }
 #else
 /* gemmlowp::SaturatingRoundingDoublingHighMul */
-static int32_t srdhm(int32_t a, int32_t b)
+static inline int32_t srdhm(int32_t a, int32_t b)
 {
     const int overflow = (a == b) && (a == INT32_MIN);
     const int64_t ab = (int64_t)a * (int64_t)b;
@@ -44,7 +44,7 @@ static int32_t srdhm(int32_t a, int32_t b)
 }
 
 /* gemmlowp::RoundingDivideByPOT: round half away from zero */
-static int32_t rdbpot(int32_t x, int32_t exponent)
+static inline int32_t rdbpot(int32_t x, int32_t exponent)
 {
     const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
     const int32_t remainder = x & mask;
@@ -52,7 +52,7 @@ static int32_t rdbpot(int32_t x, int32_t exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-int32_t tc_nn_requant(int32_t x, int32_t multiplier, int32_t shift)
+static inline int32_t requant(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
@@ -61,6 +61,11 @@ int32_t tc_nn_requant(int32_t x, int32_t multiplier, int32_t shift)
     return rdbpot(srdhm(shifted, multiplier), right);
 }
 #endif
+
+int32_t tc_nn_requant(int32_t x, int32_t multiplier, int32_t shift)
+{
+    return requant(x, multiplier, shift);
+}
 
 /* acc + sum(a[i] * b[i]) over int8 vectors. The int32 sum is exact (no kernel here comes near
    2^31), so any order gives TFLM's value: the DSP path (Cortex-M4/M7 SMLAD, two 16x16 MACs per
@@ -85,58 +90,172 @@ static int32_t dot_s8(const int8_t *a, const int8_t *b, int32_t n, int32_t acc)
     return acc;
 }
 
+/* The kernels copy their parameters to locals first: the outputs are int8_t (a character type,
+   which may alias anything), so the compiler would otherwise reload every field after each store. */
+
+/* Taps k in [*lo, *hi) of a kernel of k_n taps at origin o (stride dil) that fall inside [0, n). */
+static void tap_range(int32_t o, int32_t dil, int32_t k_n, int32_t n, int32_t *lo, int32_t *hi)
+{
+    int32_t a = 0, b = k_n;
+    while (a < b && o + dil * a < 0) {
+        ++a;
+    }
+    while (b > a && o + dil * (b - 1) >= n) {
+        --b;
+    }
+    *lo = a;
+    *hi = b;
+}
+
+/* Two dot products sharing one input vector: *acc0 += w0 . x, *acc1 += w1 . x (each input word
+   is unpacked once for both rows). Exact int32 sums, as dot_s8. */
+static void dot2_s8(const int8_t *w0, const int8_t *w1, const int8_t *x, int32_t n, int32_t *acc0, int32_t *acc1)
+{
+    int32_t i = 0, a0 = *acc0, a1 = *acc1;
+#if TC_NN_DSP
+    for (; i + 4 <= n; i += 4) {
+        int32_t xv, u, v;
+        int32_t x02, x13;
+        memcpy(&xv, x + i, 4);
+        x02 = __sxtb16(xv);
+        x13 = __sxtb16((int32_t)(((uint32_t)xv >> 8) | ((uint32_t)xv << 24)));
+        memcpy(&u, w0 + i, 4);
+        memcpy(&v, w1 + i, 4);
+        a0 = __smlad(x02, __sxtb16(u), a0);
+        a1 = __smlad(x02, __sxtb16(v), a1);
+        a0 = __smlad(x13, __sxtb16((int32_t)(((uint32_t)u >> 8) | ((uint32_t)u << 24))), a0);
+        a1 = __smlad(x13, __sxtb16((int32_t)(((uint32_t)v >> 8) | ((uint32_t)v << 24))), a1);
+    }
+#endif
+    for (; i < n; ++i) {
+        a0 += (int32_t)w0[i] * (int32_t)x[i];
+        a1 += (int32_t)w1[i] * (int32_t)x[i];
+    }
+    *acc0 = a0;
+    *acc1 = a1;
+}
+
+#define TC_ROR8(v) ((int32_t)(((uint32_t)(v) >> 8) | ((uint32_t)(v) << 24)))
+
+/* Four dot products sharing one input vector: acc[j] += w[j * stride ...] . x. Exact, as dot_s8. */
+static void dot4_s8(const int8_t *w, int32_t stride, const int8_t *x, int32_t n, int32_t *acc)
+{
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2 * stride, *w3 = w + 3 * stride;
+    int32_t i = 0, a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if TC_NN_DSP
+    for (; i + 4 <= n; i += 4) {
+        int32_t xv, x02, x13, u;
+        memcpy(&xv, x + i, 4);
+        x02 = __sxtb16(xv);
+        x13 = __sxtb16(TC_ROR8(xv));
+        memcpy(&u, w0 + i, 4);
+        a0 = __smlad(x02, __sxtb16(u), a0);
+        a0 = __smlad(x13, __sxtb16(TC_ROR8(u)), a0);
+        memcpy(&u, w1 + i, 4);
+        a1 = __smlad(x02, __sxtb16(u), a1);
+        a1 = __smlad(x13, __sxtb16(TC_ROR8(u)), a1);
+        memcpy(&u, w2 + i, 4);
+        a2 = __smlad(x02, __sxtb16(u), a2);
+        a2 = __smlad(x13, __sxtb16(TC_ROR8(u)), a2);
+        memcpy(&u, w3 + i, 4);
+        a3 = __smlad(x02, __sxtb16(u), a3);
+        a3 = __smlad(x13, __sxtb16(TC_ROR8(u)), a3);
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t xi = x[i];
+        a0 += (int32_t)w0[i] * xi;
+        a1 += (int32_t)w1[i] * xi;
+        a2 += (int32_t)w2[i] * xi;
+        a3 += (int32_t)w3[i] * xi;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
 /* ----------------------------------------------------------------------------------- CONV_2D */
 
 void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
 {
-    const int32_t groups_out = p->out_c / (p->in_c / p->filter_in_c); /* filters per group */
-    const int32_t kstride = p->k_h * p->k_w * p->filter_in_c;
+    const int32_t batches = p->batches, in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
+    const int32_t out_h = p->out_h, out_w = p->out_w, out_c = p->out_c;
+    const int32_t k_h = p->k_h, k_w = p->k_w, f_c = p->filter_in_c;
+    const int32_t stride_h = p->stride_h, stride_w = p->stride_w, dil_h = p->dil_h, dil_w = p->dil_w;
+    const int32_t pad_h = p->pad_h, pad_w = p->pad_w, in_offset = p->in_offset, out_offset = p->out_offset;
+    const int32_t act_min = p->act_min, act_max = p->act_max, folded = p->folded;
+    const int8_t *const filter = p->filter;
+    const int32_t *const bias = p->bias;
+    const int32_t *const mult = p->mult;
+    const int32_t *const shift = p->shift;
+    const int32_t per_group = out_c / (in_c / f_c); /* filters per group */
+    const int32_t kstride = k_h * k_w * f_c;
+    const int pointwise = folded && k_h == 1 && k_w == 1 && f_c == in_c;
     int32_t b, oy, ox, oc, ky, kx, ic;
-    for (b = 0; b < p->batches; ++b) {
-        const int8_t *in_b = in + (int64_t)b * p->in_h * p->in_w * p->in_c;
-        for (oy = 0; oy < p->out_h; ++oy) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            for (ox = 0; ox < p->out_w; ++ox) {
-                const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                if (p->folded && p->k_h == 1 && p->k_w == 1 && p->filter_in_c == p->in_c) {
-                    /* pointwise, no padding: acc = (bias + in_offset * sum(w)) + sum(w * x) */
-                    const int8_t *px = in_b + ((int64_t)iy0 * p->in_w + ix0) * p->in_c;
-                    for (oc = 0; oc < p->out_c; ++oc) {
-                        int32_t acc = dot_s8(p->filter + (int64_t)oc * kstride, px, p->in_c, p->bias[oc]);
-                        acc = tc_nn_requant(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
-                        *out++ = (int8_t)clamp_i32(acc, p->act_min, p->act_max);
+    for (b = 0; b < batches; ++b) {
+        const int8_t *in_b = in + b * in_h * in_w * in_c;
+        for (oy = 0; oy < out_h; ++oy) {
+            const int32_t iy0 = oy * stride_h - pad_h;
+            int32_t ky_lo, ky_hi;
+            tap_range(iy0, dil_h, k_h, in_h, &ky_lo, &ky_hi);
+            for (ox = 0; ox < out_w; ++ox) {
+                const int32_t ix0 = ox * stride_w - pad_w;
+                int32_t kx_lo, kx_hi;
+                if (pointwise) {
+                    /* 1x1, no padding: acc = (bias + in_offset * sum(w)) + sum(w * x) */
+                    const int8_t *px = in_b + (iy0 * in_w + ix0) * in_c;
+                    const int8_t *w = filter;
+                    for (oc = 0; oc + 4 <= out_c; oc += 4, w += 4 * kstride) {
+                        int32_t acc[4], j;
+                        for (j = 0; j < 4; ++j) {
+                            acc[j] = bias[oc + j];
+                        }
+                        dot4_s8(w, kstride, px, in_c, acc);
+                        for (j = 0; j < 4; ++j) {
+                            const int32_t r = requant(acc[j], mult[oc + j], shift[oc + j]) + out_offset;
+                            *out++ = (int8_t)clamp_i32(r, act_min, act_max);
+                        }
+                    }
+                    for (; oc + 2 <= out_c; oc += 2, w += 2 * kstride) {
+                        int32_t acc0 = bias[oc], acc1 = bias[oc + 1];
+                        dot2_s8(w, w + kstride, px, in_c, &acc0, &acc1);
+                        acc0 = requant(acc0, mult[oc], shift[oc]) + out_offset;
+                        acc1 = requant(acc1, mult[oc + 1], shift[oc + 1]) + out_offset;
+                        *out++ = (int8_t)clamp_i32(acc0, act_min, act_max);
+                        *out++ = (int8_t)clamp_i32(acc1, act_min, act_max);
+                    }
+                    if (oc < out_c) {
+                        int32_t acc = dot_s8(w, px, in_c, bias[oc]);
+                        acc = requant(acc, mult[oc], shift[oc]) + out_offset;
+                        *out++ = (int8_t)clamp_i32(acc, act_min, act_max);
                     }
                     continue;
                 }
-                for (oc = 0; oc < p->out_c; ++oc) {
-                    const int32_t group = oc / groups_out;
-                    const int8_t *w = p->filter + (int64_t)oc * kstride;
+                tap_range(ix0, dil_w, k_w, in_w, &kx_lo, &kx_hi);
+                for (oc = 0; oc < out_c; ++oc) {
+                    const int8_t *w = filter + oc * kstride;
+                    const int8_t *in_g = in_b + (oc / per_group) * f_c;
                     int32_t acc = 0;
-                    for (ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = iy0 + p->dil_h * ky;
-                        for (kx = 0; kx < p->k_w; ++kx) {
-                            const int32_t ix = ix0 + p->dil_w * kx;
-                            const int8_t *px;
-                            const int8_t *wk;
-                            if (ix < 0 || ix >= p->in_w || iy < 0 || iy >= p->in_h) {
-                                continue;
-                            }
-                            px = in_b + ((int64_t)iy * p->in_w + ix) * p->in_c + (int64_t)group * p->filter_in_c;
-                            wk = w + ((int64_t)ky * p->k_w + kx) * p->filter_in_c;
-                            if (p->folded) {
-                                acc = dot_s8(wk, px, p->filter_in_c, acc);
+                    for (ky = ky_lo; ky < ky_hi; ++ky) {
+                        const int8_t *row = in_g + (iy0 + dil_h * ky) * in_w * in_c;
+                        for (kx = kx_lo; kx < kx_hi; ++kx) {
+                            const int8_t *px = row + (ix0 + dil_w * kx) * in_c;
+                            const int8_t *wk = w + (ky * k_w + kx) * f_c;
+                            if (folded) {
+                                acc = dot_s8(wk, px, f_c, acc);
                             } else {
-                                for (ic = 0; ic < p->filter_in_c; ++ic) {
-                                    acc += (int32_t)wk[ic] * ((int32_t)px[ic] + p->in_offset);
+                                for (ic = 0; ic < f_c; ++ic) {
+                                    acc += (int32_t)wk[ic] * ((int32_t)px[ic] + in_offset);
                                 }
                             }
                         }
                     }
-                    if (p->bias != 0) {
-                        acc += p->bias[oc];
+                    if (bias != 0) {
+                        acc += bias[oc];
                     }
-                    acc = tc_nn_requant(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
-                    *out++ = (int8_t)clamp_i32(acc, p->act_min, p->act_max);
+                    acc = requant(acc, mult[oc], shift[oc]) + out_offset;
+                    *out++ = (int8_t)clamp_i32(acc, act_min, act_max);
                 }
             }
         }
@@ -145,45 +264,70 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
 
 /* ------------------------------------------------------------------------- DEPTHWISE_CONV_2D */
 
+#define TC_DW_BLOCK 32 /* output channels accumulated together (int32 on the stack) */
+
 void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
 {
-    int32_t b, oy, ox, ic, m, ky, kx;
-    for (b = 0; b < p->batches; ++b) {
-        const int8_t *in_b = in + (int64_t)b * p->in_h * p->in_w * p->in_c;
-        for (oy = 0; oy < p->out_h; ++oy) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            for (ox = 0; ox < p->out_w; ++ox) {
-                const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                for (ic = 0; ic < p->in_c; ++ic) {
-                    for (m = 0; m < p->depth_mult; ++m) {
-                        const int32_t oc = m + ic * p->depth_mult;
-                        int32_t acc = 0;
-                        for (ky = 0; ky < p->k_h; ++ky) {
-                            const int32_t iy = iy0 + p->dil_h * ky;
-                            if (iy < 0 || iy >= p->in_h) {
-                                continue;
-                            }
-                            for (kx = 0; kx < p->k_w; ++kx) {
-                                const int32_t ix = ix0 + p->dil_w * kx;
-                                int32_t x;
-                                if (ix < 0 || ix >= p->in_w) {
-                                    continue;
+    const int32_t batches = p->batches, in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
+    const int32_t out_h = p->out_h, out_w = p->out_w, out_c = p->out_c, depth_mult = p->depth_mult;
+    const int32_t k_h = p->k_h, k_w = p->k_w;
+    const int32_t stride_h = p->stride_h, stride_w = p->stride_w, dil_h = p->dil_h, dil_w = p->dil_w;
+    const int32_t pad_h = p->pad_h, pad_w = p->pad_w, out_offset = p->out_offset;
+    const int32_t in_offset = p->folded ? 0 : p->in_offset; /* folded: in the bias already */
+    const int32_t act_min = p->act_min, act_max = p->act_max;
+    const int8_t *const filter = p->filter;
+    const int32_t *const bias = p->bias;
+    const int32_t *const mult = p->mult;
+    const int32_t *const shift = p->shift;
+    const int32_t row_stride = in_w * in_c;
+    int32_t acc[TC_DW_BLOCK];
+    int32_t b, oy, ox, ic, m0, ky, kx, j;
+    /* Channel-inner order (contiguous loads); TFLM sums the same products, and int32 sums are exact. */
+    for (b = 0; b < batches; ++b) {
+        const int8_t *in_b = in + b * in_h * row_stride;
+        for (oy = 0; oy < out_h; ++oy) {
+            const int32_t iy0 = oy * stride_h - pad_h;
+            int32_t ky_lo, ky_hi;
+            tap_range(iy0, dil_h, k_h, in_h, &ky_lo, &ky_hi);
+            for (ox = 0; ox < out_w; ++ox) {
+                const int32_t ix0 = ox * stride_w - pad_w;
+                int32_t kx_lo, kx_hi;
+                tap_range(ix0, dil_w, k_w, in_w, &kx_lo, &kx_hi);
+                for (ic = 0; ic < (depth_mult == 1 ? 1 : in_c); ++ic) {
+                    /* depth_mult 1: one pass over all channels; else: input channel ic feeds depth_mult outputs */
+                    const int32_t c_begin = depth_mult == 1 ? 0 : ic * depth_mult;
+                    const int32_t c_end = depth_mult == 1 ? out_c : c_begin + depth_mult;
+                    for (m0 = c_begin; m0 < c_end; m0 += TC_DW_BLOCK) {
+                        const int32_t nb = c_end - m0 < TC_DW_BLOCK ? c_end - m0 : TC_DW_BLOCK;
+                        for (j = 0; j < nb; ++j) {
+                            acc[j] = bias != 0 ? bias[m0 + j] : 0;
+                        }
+                        for (ky = ky_lo; ky < ky_hi; ++ky) {
+                            const int8_t *row = in_b + (iy0 + dil_h * ky) * row_stride;
+                            const int8_t *wrow = filter + ky * k_w * out_c + m0;
+                            for (kx = kx_lo; kx < kx_hi; ++kx) {
+                                const int8_t *px = row + (ix0 + dil_w * kx) * in_c;
+                                const int8_t *wk = wrow + kx * out_c;
+                                if (depth_mult == 1) {
+                                    const int8_t *xk = px + m0;
+                                    for (j = 0; j < nb; ++j) {
+                                        acc[j] += (int32_t)wk[j] * ((int32_t)xk[j] + in_offset);
+                                    }
+                                } else {
+                                    const int32_t x = (int32_t)px[ic] + in_offset;
+                                    for (j = 0; j < nb; ++j) {
+                                        acc[j] += (int32_t)wk[j] * x;
+                                    }
                                 }
-                                x = in_b[((int64_t)iy * p->in_w + ix) * p->in_c + ic];
-                                if (!p->folded) {
-                                    x += p->in_offset;
-                                }
-                                acc += (int32_t)p->filter[((int64_t)ky * p->k_w + kx) * p->out_c + oc] * x;
                             }
                         }
-                        if (p->bias != 0) {
-                            acc += p->bias[oc];
+                        for (j = 0; j < nb; ++j) {
+                            const int32_t r = requant(acc[j], mult[m0 + j], shift[m0 + j]) + out_offset;
+                            out[m0 + j] = (int8_t)clamp_i32(r, act_min, act_max);
                         }
-                        acc = tc_nn_requant(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
-                        out[((((int64_t)b * p->out_h + oy) * p->out_w) + ox) * p->out_c + oc] =
-                            (int8_t)clamp_i32(acc, p->act_min, p->act_max);
                     }
                 }
+                out += out_c;
             }
         }
     }
@@ -193,24 +337,31 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
 
 void tc_fc_s8(const tc_fc_s8_t *p, const int8_t *in, int8_t *out)
 {
+    const int32_t batches = p->batches, in_k = p->in_k, out_n = p->out_n;
+    const int32_t in_offset = p->in_offset, out_offset = p->out_offset, act_min = p->act_min;
+    const int32_t act_max = p->act_max, folded = p->folded;
+    const int8_t *const filter = p->filter;
+    const int32_t *const bias = p->bias;
+    const int32_t *const mult = p->mult;
+    const int32_t *const shift = p->shift;
     int32_t b, n, k;
-    for (b = 0; b < p->batches; ++b) {
-        const int8_t *x = in + (int64_t)b * p->in_k;
-        for (n = 0; n < p->out_n; ++n) {
-            const int8_t *w = p->filter + (int64_t)n * p->in_k;
+    for (b = 0; b < batches; ++b) {
+        const int8_t *x = in + b * in_k;
+        for (n = 0; n < out_n; ++n) {
+            const int8_t *w = filter + n * in_k;
             int32_t acc = 0;
-            if (p->folded) {
-                acc = dot_s8(w, x, p->in_k, acc);
+            if (folded) {
+                acc = dot_s8(w, x, in_k, acc);
             } else {
-                for (k = 0; k < p->in_k; ++k) {
-                    acc += (int32_t)w[k] * ((int32_t)x[k] + p->in_offset);
+                for (k = 0; k < in_k; ++k) {
+                    acc += (int32_t)w[k] * ((int32_t)x[k] + in_offset);
                 }
             }
-            if (p->bias != 0) {
-                acc += p->bias[n];
+            if (bias != 0) {
+                acc += bias[n];
             }
-            acc = tc_nn_requant(acc, p->mult[n], p->shift[n]) + p->out_offset;
-            out[(int64_t)b * p->out_n + n] = (int8_t)clamp_i32(acc, p->act_min, p->act_max);
+            acc = requant(acc, mult[n], shift[n]) + out_offset;
+            *out++ = (int8_t)clamp_i32(acc, act_min, act_max);
         }
     }
 }
@@ -251,9 +402,9 @@ void tc_add_s8(const tc_add_s8_t *p, const int8_t *a, const int8_t *b, int8_t *o
     for (i = 0; i < total; ++i) {
         const int32_t x = (p->in1_offset + a[o1]) * (1 << p->left_shift);
         const int32_t y = (p->in2_offset + b[o2]) * (1 << p->left_shift);
-        const int32_t sx = tc_nn_requant(x, p->in1_mult, p->in1_shift);
-        const int32_t sy = tc_nn_requant(y, p->in2_mult, p->in2_shift);
-        const int32_t r = tc_nn_requant(sx + sy, p->out_mult, p->out_shift) + p->out_offset;
+        const int32_t sx = requant(x, p->in1_mult, p->in1_shift);
+        const int32_t sy = requant(y, p->in2_mult, p->in2_shift);
+        const int32_t r = requant(sx + sy, p->out_mult, p->out_shift) + p->out_offset;
         out[i] = (int8_t)clamp_i32(r, p->act_min, p->act_max);
         bcast_next(&p->b, idx, &o1, &o2);
     }
@@ -267,7 +418,7 @@ void tc_mul_s8(const tc_mul_s8_t *p, const int8_t *a, const int8_t *b, int8_t *o
     for (i = 0; i < total; ++i) {
         const int32_t x = p->in1_offset + a[o1];
         const int32_t y = p->in2_offset + b[o2];
-        const int32_t r = p->out_offset + tc_nn_requant(x * y, p->out_mult, p->out_shift);
+        const int32_t r = p->out_offset + requant(x * y, p->out_mult, p->out_shift);
         out[i] = (int8_t)clamp_i32(r, p->act_min, p->act_max);
         bcast_next(&p->b, idx, &o1, &o2);
     }
@@ -350,7 +501,7 @@ void tc_mean_s8(const tc_mean_s8_t *p, const int8_t *in, int8_t *out)
         }
         /* (int32)(sum - zp * count), computed in 64 bits as TFLM does */
         q = (int32_t)((int64_t)sum - (int64_t)p->in_zp * (int64_t)r->count);
-        q = tc_nn_requant(q, p->mult, p->shift) + p->out_zp;
+        q = requant(q, p->mult, p->shift) + p->out_zp;
         out[o] = (int8_t)clamp_i32(q, -128, 127);
         walk_next(r->n_out, r->out_dims, r->out_strides, oidx, &ooff);
     }

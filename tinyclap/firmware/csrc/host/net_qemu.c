@@ -3,8 +3,9 @@
  * for QEMU's MPS2 boards (mps2-an500: Cortex-M7) with Arm semihosting.
  *
  * Reads net_in.bin (back-to-back raw inputs, TC_NET_<NAME>_INPUT_SIZE each) from QEMU's working
- * folder, runs the network on each, writes the raw outputs to net_out.bin, and exits with
- * status 0 (1 on error). Built like net_host.c (-DTC_NET_NAME=... -DTC_NET_UPPER=...
+ * folder, runs the network on each, writes the raw outputs to net_out.bin and the CMSDK
+ * timer 0 ticks of each invoke (uint32, 25 MHz: run QEMU with -icount shift=0 and a tick is
+ * 40 instructions) to net_ticks.bin, and exits with status 0 (1 on error). Built like net_host.c (-DTC_NET_NAME=... -DTC_NET_UPPER=...
  * -DTC_NET_HEADER=...) and linked with tc_startup_cm.c and tc_link.ld; semihosting calls are
  * made directly with BKPT 0xAB, as main_qemu.c does, so no C library I/O is linked.
  */
@@ -36,6 +37,26 @@ typedef int8_t net_out_t;
 static uint8_t TC_ALIGN16 g_arena[NET_ARENA + 16u];
 static net_in_t g_in[NET_IN_SIZE];
 static net_out_t g_out[NET_OUT_SIZE];
+
+#define TIMER0_CTRL (*(volatile uint32_t *)0x40000000u)
+#define TIMER0_VALUE (*(volatile uint32_t *)0x40000004u)
+#define TIMER0_RELOAD (*(volatile uint32_t *)0x40000008u)
+
+#ifdef TC_NET_PROFILE
+/* -DTC_NET_PROFILE: ticks spent in each op, summed over all invokes, written to net_ops.bin (uint32 each). */
+#define NET_MAX_OPS 512
+void tc_net_profile(int op);
+static uint32_t g_op_ticks[NET_MAX_OPS];
+static uint32_t g_last;
+void tc_net_profile(int op)
+{
+    const uint32_t now = TIMER0_VALUE;
+    if (op >= 0 && op < NET_MAX_OPS) {
+        g_op_ticks[op] += g_last - now;
+    }
+    g_last = TIMER0_VALUE;
+}
+#endif
 
 static int semihost(int op, void *arg)
 {
@@ -82,19 +103,42 @@ int main(void)
 {
     const int fin = sh_open("net_in.bin", 1u /* "rb" */);
     const int fout = sh_open("net_out.bin", 5u /* "wb" */);
+    const int fticks = sh_open("net_ticks.bin", 5u);
     uint32_t i = 0;
-    if (fin < 0 || fout < 0) {
+    if (fin < 0 || fout < 0 || fticks < 0) {
         sh_exit(1);
     }
+    TIMER0_CTRL = 0u;
+    TIMER0_RELOAD = 0xFFFFFFFFu;
+    TIMER0_VALUE = 0xFFFFFFFFu;
+    TIMER0_CTRL = 1u; /* enabled, counting down, no interrupt */
     while (sh_read(fin, g_in, sizeof g_in) == sizeof g_in) {
+        uint32_t t0, ticks;
+        int rc;
         memset(g_arena, (int)((i * 37u + 0x5au) & 0xffu), sizeof g_arena);
-        if (NET_INVOKE(g_arena, g_in, g_out) != 0 || sh_write(fout, g_out, sizeof g_out) != 0) {
+        t0 = TIMER0_VALUE;
+#ifdef TC_NET_PROFILE
+        g_last = t0;
+#endif
+        rc = NET_INVOKE(g_arena, g_in, g_out);
+        ticks = t0 - TIMER0_VALUE;
+        if (rc != 0 || sh_write(fout, g_out, sizeof g_out) != 0 || sh_write(fticks, &ticks, sizeof ticks) != 0) {
             sh_exit(1);
         }
         ++i;
     }
     sh_close(fin);
     sh_close(fout);
+    sh_close(fticks);
+#ifdef TC_NET_PROFILE
+    {
+        const int fops = sh_open("net_ops.bin", 5u);
+        if (fops < 0 || sh_write(fops, g_op_ticks, sizeof g_op_ticks) != 0) {
+            sh_exit(1);
+        }
+        sh_close(fops);
+    }
+#endif
     sh_exit(0);
     return 0;
 }
