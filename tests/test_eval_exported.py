@@ -237,6 +237,9 @@ def test_exported_model_references_and_errors(whole, stream, tmp_path, capsys):
     assert [p.name for p in exported_model(stream["out"] / "head.int8.onnx").files] == [
         "features.int8.onnx", "head.int8.onnx"]
     assert exported_model(whole["ckpt"]) is None and exported_model("msclap-2022") is None
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "report.json").write_text('{"format": "something else"}')
+    assert exported_model(tmp_path / "other") is None  # a folder of another kind falls through to the teachers
     lone = tmp_path / "lone"
     lone.mkdir()
     shutil.copy(whole["out"] / "embed.int8.tflite", lone / "embed.int8.tflite")

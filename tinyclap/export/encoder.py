@@ -299,15 +299,16 @@ def exported_model(ref: str | Path) -> ExportedModel | None:
     """The exported model ``ref`` names (see the module docstring), or None when it names none.
 
     ``ref`` names an export when it is an ``.onnx`` / ``.tflite`` path or a
-    folder holding a ``report.json``; such a reference that cannot be used
+    folder holding an export's ``report.json``; such a reference that cannot be used
     (no report next to it, a missing half of a streaming pair) raises
     :class:`ExportedModelError` rather than falling through to other model kinds.
     """
     path = Path(ref)
     if path.is_dir():
-        if not (path / REPORT).is_file():
-            return None
-        report = read_export_report(path)
+        try:
+            report = read_export_report(path)
+        except ExportedModelError:
+            return None  # no export report here (another kind of model folder, e.g. a teacher's)
         models = _models(report)
         for fmt, suffix in SUFFIXES.items():
             files = tuple(path / f"{m}{suffix}" for m in models)
