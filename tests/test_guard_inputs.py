@@ -162,3 +162,179 @@ def test_clip_seconds_names_the_option(capsys, argv: list[str]) -> None:
     err = capsys.readouterr().err
     assert "argument --clip-seconds: must be a positive number" in err and "hop_seconds" not in err
 
+
+
+# ------------------------------------------------------------------ malformed checkpoint JSON
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):  # noqa: ANN001, ANN201 - a demo_support.DemoRun
+    from demo_support import build_demo_run
+
+    return build_demo_run(tmp_path_factory.mktemp("guard-run"))
+
+
+def _copy_checkpoint(src_json: Path, dst_dir: Path, name: str, meta: object) -> Path:
+    import json
+    import shutil
+
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src_json.with_suffix(".safetensors"), dst_dir / f"{name}.safetensors")
+    if isinstance(meta, dict):
+        meta = {**meta, "weights": f"{name}.safetensors"}
+    (dst_dir / f"{name}.json").write_text(json.dumps(meta))
+    return dst_dir / f"{name}.json"
+
+
+def test_checkpoint_json_that_is_not_an_object(tmp_path: Path) -> None:
+    from tinyclap.checkpoint import load_checkpoint
+    from tinyclap.errors import CheckpointError
+
+    (tmp_path / "m.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"m\.json: not a tinyclap checkpoint \(the JSON holds a list"):
+        load_checkpoint(tmp_path / "m.json")
+
+
+def test_student_json_with_bad_fields(tiny_run, tmp_path: Path) -> None:
+    import json
+
+    from tinyclap.errors import CheckpointError
+    from tinyclap.students import load_student
+
+    meta = json.loads(tiny_run.student.read_text())
+    bad = _copy_checkpoint(tiny_run.student, tmp_path, "kept", {**meta, "kept_dims": "abc"})
+    with pytest.raises(CheckpointError, match=r"kept\.json: bad student metadata \('dim' must be an integer"):
+        load_student(bad)
+    bad = _copy_checkpoint(tiny_run.student, tmp_path, "dim", {**meta, "dim": "x"})
+    with pytest.raises(CheckpointError, match=r"dim\.json: bad student metadata"):
+        load_student(bad)
+
+
+@pytest.mark.parametrize("verb", ["eval", "prune", "export", "demo"])
+def test_cli_on_a_list_json_student(tiny_run, tmp_path: Path, capsys, verb: str) -> None:
+    bad = _copy_checkpoint(tiny_run.student, tmp_path, "student", [1, 2])
+    bank = str(tiny_run.bank)
+    argv = {
+        "eval": ["eval", "--model", str(bad), "--bank", bank, "--dataset", "synth?n=2&target=label", "--quiet"],
+        "prune": ["prune", "--student", str(bad), "--cache", str(tmp_path), "--bank", bank, "--dims", "4",
+                  "--out", str(tmp_path / "p")],
+        "export": ["export", "--student", str(bad), "--bank", bank, "--calib", "synth?n=2", "--out", str(tmp_path / "e")],
+        "demo": ["demo", "--student", str(bad), "--bank", bank, "--check"],
+    }[verb]
+    msg = _cli_error(capsys, argv)  # was: AttributeError: 'list' object has no attribute 'get'
+    assert str(bad) in msg and "not a tinyclap checkpoint" in msg
+
+
+def test_local_teacher_json_with_a_bad_model_field(tiny_run, tmp_path: Path) -> None:
+    import json
+
+    from tinyclap.errors import CheckpointError
+    from tinyclap.teachers.registry import load_teacher
+
+    meta = json.loads(tiny_run.teacher.read_text())
+    for name, change in (("enc", {"audio_encoder": 5}), ("dim", {"dim": "x"})):
+        bad = _copy_checkpoint(tiny_run.teacher, tmp_path, name, {**meta, "model": {**meta["model"], **change}})
+        with pytest.raises(CheckpointError, match=rf"{name}\.json: bad teacher metadata in 'model'"):
+            load_teacher(f"local:{bad}")
+
+
+# ------------------------------------------------------------------ LAION folder with a pickle only
+def test_laion_folder_with_only_pytorch_model_bin(tmp_path: Path, capsys) -> None:
+    import torch
+    from laion_tiny import save_tiny_clap
+    from safetensors.torch import load_file
+
+    from tinyclap.errors import CheckpointError
+    from tinyclap.teachers.registry import load_teacher
+
+    folder = save_tiny_clap(tmp_path / "clap")
+    weights = folder / "model.safetensors"
+    torch.save(load_file(str(weights)), folder / "pytorch_model.bin")
+    weights.unlink()
+    with pytest.raises(CheckpointError, match=r"holds only pytorch_model\.bin \(a pickle; tinyclap loads safetensors only\)"):
+        load_teacher(str(folder))
+    msg = _cli_error(capsys, ["embed", "--teacher", str(folder), "--text", "a dog"])
+    assert "pytorch_model.bin" in msg and "save_pretrained" in msg
+
+
+# ------------------------------------------------------------------ offline without HF_HUB_OFFLINE
+@pytest.fixture
+def no_network(monkeypatch, tmp_path: Path):  # noqa: ANN201
+    """The hub endpoint points at a loopback port nobody listens on; the hub caches are empty."""
+    from demo_support import free_port
+    from huggingface_hub import constants as hf_constants
+
+    from tinyclap.teachers import weights
+
+    for var in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("TINYCLAP_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(weights, "_REACHABLE", {}, raising=False)
+    online: list[str] = []
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if not kwargs.get("local_files_only"):
+            online.append(str(args[:2]))  # an online attempt: the ~30 s of retries this test is about
+        raise OSError("not cached")
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    return online
+
+
+def test_hub_probe_sees_a_dead_and_a_live_endpoint(no_network, monkeypatch) -> None:
+    import socket
+
+    from tinyclap.teachers import weights
+
+    assert weights.hub_reachable() is False
+    assert "no network: could not connect to 127.0.0.1" in weights.offline_reason()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert weights.hub_reachable() is True and weights.offline_reason() is None
+
+
+@pytest.mark.parametrize("name", ["msclap-2022", "laion/clap-htsat-unfused"])
+def test_offline_teacher_fails_fast_without_a_download_attempt(no_network, name: str) -> None:
+    from tinyclap.errors import MissingWeightsError
+    from tinyclap.teachers.registry import load_teacher
+
+    with pytest.raises(MissingWeightsError, match=r"no network: could not connect to 127\.0\.0\.1"):
+        load_teacher(name)
+    assert no_network == []  # never went online (that is what took ~29 s of retries)
+
+
+# ------------------------------------------------------------------ quickstart options up front
+@pytest.mark.parametrize(
+    "change, option",
+    [
+        ({"target": "no-such-mcu"}, "--target"),
+        ({"student_preset": "no_such_preset"}, "--student-preset"),
+        ({"distill_epochs": 0}, "--distill-epochs"),
+        ({"pretrain_epochs": -1}, "--pretrain-epochs"),
+        ({"data": ["synth?n=abc&x"]}, "--data"),
+    ],
+)
+def test_quickstart_refuses_bad_options_before_any_step(monkeypatch, tmp_path: Path, change: dict, option: str) -> None:
+    from tinyclap.quickstart import pipeline
+    from tinyclap.quickstart.options import QuickstartOptionError, QuickstartOptions
+
+    def no_steps(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a quickstart step would run (pretraining) before the options were checked")
+
+    monkeypatch.setattr(pipeline, "Quickstart", no_steps)
+    out = tmp_path / "qs"
+    with pytest.raises(QuickstartOptionError, match=rf"^{option}"):
+        pipeline.run_quickstart(QuickstartOptions(out=str(out), **change))
+    assert not out.exists()
+
+
+def test_quickstart_default_options_pass_the_check() -> None:
+    from tinyclap.quickstart.options import QuickstartOptions, check_options
+
+    check_options(QuickstartOptions())

@@ -60,6 +60,10 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
         meta = read_json(meta_path)
     except ValueError as err:
         raise CheckpointError(f"{meta_path}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{meta_path}: not a tinyclap checkpoint (the JSON holds a {type(meta).__name__}, not an object)")
+    if not isinstance(meta.get("weights", weights.name), str):
+        raise CheckpointError(f"{meta_path}: 'weights' must be a file name, got {meta['weights']!r}")
     if meta.get("format") != "tinyclap":
         raise CheckpointError(f"{meta_path}: not a tinyclap checkpoint (no 'format': 'tinyclap')")
     if kind is not None and meta.get("kind") != kind:

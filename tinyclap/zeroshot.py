@@ -266,7 +266,8 @@ def is_student_checkpoint(ref: str | Path) -> bool:
         return False
     try:
         _, meta_path = checkpoint_paths(path)
-        return meta_path.is_file() and read_json(meta_path).get("kind") == "student"
+        meta = read_json(meta_path) if meta_path.is_file() else None
+        return isinstance(meta, dict) and meta.get("kind") == "student"
     except (CheckpointError, ValueError, OSError):
         return False
 

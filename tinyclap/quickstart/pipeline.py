@@ -320,6 +320,9 @@ def run_quickstart(opts: QuickstartOptions, fresh: bool = False) -> Path:
     """Run (or resume) the quickstart; returns the path of ``report.md``."""
     from tinyclap.quickstart.report import write_report_md
 
+    from tinyclap.quickstart.options import check_options
+
+    check_options(opts)  # --target, --student-preset, counts: refused now, not after pretraining
     out = Path(opts.out)
     _check_run_folder(out)  # before anything is deleted or written
     if fresh and out.is_dir():

@@ -101,8 +101,14 @@ def load_student(path: str | Path) -> AudioStudent:
         raise CheckpointError(f"{where}: student metadata has no 'config'") from None
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{where}: bad student metadata ({err})") from None
-    if "dim" in meta and meta["dim"] != config.dim:
-        config = config.replace(dim=int(meta["dim"]))
+    try:
+        if "dim" in meta and meta["dim"] != config.dim:
+            config = config.replace(dim=int(meta["dim"]))
+        kept = meta.get("kept_dims")
+        kept = None if kept is None else [int(d) for d in kept]
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{where}: bad student metadata ('dim' must be an integer and 'kept_dims' a list of "
+                              f"integers; got {meta.get('dim')!r}, {str(meta.get('kept_dims'))[:40]!r})") from None
     student = AudioStudent(config, audio)
     try:
         missing, unexpected = student.load_state_dict(state, strict=False)
@@ -113,8 +119,7 @@ def load_student(path: str | Path) -> AudioStudent:
         raise CheckpointError(
             f"{where}: weights do not fit {config.name} (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
         )
-    kept = meta.get("kept_dims")
-    student.kept_dims = None if kept is None else [int(d) for d in kept]
+    student.kept_dims = kept
     if student.kept_dims is not None and len(student.kept_dims) != student.dim:
         raise CheckpointError(f"{where}: {len(student.kept_dims)} kept_dims but the head outputs {student.dim}")
     student.meta = meta

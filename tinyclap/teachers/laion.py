@@ -99,7 +99,9 @@ class LaionClapTeacher:
         if local:
             _check_clap_folder(Path(source))
         try:
-            model = ClapModel.from_pretrained(source, local_files_only=local or hub_offline(), dtype=torch.float32)
+            model = ClapModel.from_pretrained(
+                source, local_files_only=local or hub_offline(), dtype=torch.float32, use_safetensors=True if local else None
+            )
             processor = ClapProcessor.from_pretrained(source, local_files_only=local or hub_offline())
         except OSError as err:
             if local:
@@ -223,6 +225,16 @@ def _check_clap_folder(folder: Path) -> None:
         raise CheckpointError(f"{config}: not valid JSON ({err})") from None
     if kind != "clap":
         raise CheckpointError(f"{config}: model_type is {kind!r}, expected 'clap' (a transformers ClapModel)")
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.safetensors.index.json")):
+        pickles = sorted(p.name for p in folder.glob("*.bin"))
+        if pickles:
+            # Unpickling can run code: tinyclap reads weights from safetensors only.
+            raise CheckpointError(
+                f"{folder}: holds only {', '.join(pickles)} (a pickle; tinyclap loads safetensors only). Download "
+                f"model.safetensors from the model's hub page into this folder, or, if you trust the file, convert it "
+                f"once: python -c \"from transformers import ClapModel as M; M.from_pretrained('{folder}').save_pretrained('{folder}')\""
+            )
+        raise CheckpointError(f"{folder}: no model.safetensors (no weights in this ClapModel folder)")
 
 
 def _card_licence(folder: Path) -> str:

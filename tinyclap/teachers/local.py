@@ -21,7 +21,7 @@ import torch
 
 from tinyclap.audio import AudioConfig
 from tinyclap.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
-from tinyclap.errors import CheckpointError
+from tinyclap.errors import CheckpointError, TinyClapError
 from tinyclap.teachers.base import as_batch
 
 __all__ = ["LocalClapTeacher", "load_local", "save_local"]
@@ -93,9 +93,15 @@ def load_model(path: str | Path, text_model: str | None = None) -> tuple[Any, di
         raise CheckpointError(
             f"{meta_path}: a {meta.get('family', 'different')!r} teacher checkpoint, not one saved by tinyclap pretrain"
         )
-    text_ref = _text_ref(meta_path, config, text_model)
     try:
+        text_ref = _text_ref(meta_path, config, text_model)
         model = LocalClap.from_config(config, text_model=text_ref, text_weights=not config.get("text_trainable"))
+    except TinyClapError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        # A hand-edited or damaged JSON: say which file, not where in the model code it broke.
+        raise CheckpointError(f"{meta_path}: bad teacher metadata in 'model' ({type(err).__name__}: {err})") from None
+    try:
         model.load_saved_state(state)
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"{meta_path}: weights do not fit the model it describes ({err})") from None

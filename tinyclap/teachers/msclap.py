@@ -43,7 +43,7 @@ from tinyclap.audio import AudioConfig, fit_length
 from tinyclap.errors import CheckpointError, MissingWeightsError
 from tinyclap.teachers.base import as_batch
 from tinyclap.teachers.msclap_audio import Cnn14, HTSATConfig, HTSATWrapper, MSClapFrontEnd
-from tinyclap.teachers.weights import hub_offline, missing_hf_model, resolve_msclap_weights, tinyclap_home
+from tinyclap.teachers.weights import missing_hf_model, offline_reason, resolve_msclap_weights, tinyclap_home
 
 __all__ = [
     "MSCLAP_LICENCE",
@@ -207,8 +207,9 @@ def _from_pretrained(loader: Any, name: str, what: str) -> Any:
     try:
         return loader.from_pretrained(name, local_files_only=True)
     except (OSError, ValueError):
-        why = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache"
-    if not hub_offline():
+        offline = offline_reason()
+        why = f"{offline or 'offline'} and it is not in the Hugging Face cache"
+    if offline is None:
         try:
             return loader.from_pretrained(name)
         except (OSError, ValueError) as err:

@@ -118,7 +118,10 @@ def _path_kind(path: Path) -> tuple[str | None, Path]:
         return "a folder with neither a ClapModel config.json nor a tinyclap teacher .json", path
     meta = path.with_suffix(".json") if path.suffix in ("", ".safetensors") else path
     if meta.suffix == ".json" and meta.is_file():
-        kind = _read_json(meta).get("kind")
+        data = _read_json(meta)
+        if not data:
+            return "not a tinyclap checkpoint (its JSON is not an object with 'format': 'tinyclap')", meta
+        kind = data.get("kind")
         if kind == "teacher":
             return "teacher", meta
         return f"a tinyclap {kind!r} checkpoint, not a teacher (kind 'teacher')", meta

@@ -28,6 +28,8 @@ __all__ = [
     "resolve_msclap_weights",
     "resolve_hf_model",
     "missing_hf_model",
+    "hub_reachable",
+    "offline_reason",
 ]
 
 HF_ENDPOINT = "https://huggingface.co"
@@ -80,6 +82,61 @@ def hub_offline() -> bool:
         return True
 
 
+# Connect-probe results per endpoint, for this process: one short wait at most, not one per file.
+_REACHABLE: dict[tuple[str, int], bool] = {}
+PROBE_TIMEOUT_S = 3.0
+
+
+def hub_endpoint() -> tuple[str, int]:
+    """``(host, port)`` of the Hugging Face endpoint (``$HF_ENDPOINT`` or huggingface.co)."""
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or HF_ENDPOINT)
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the hub endpoint accepts a TCP connection within ``timeout`` seconds.
+
+    Without it, a machine with no network waits ~30 s in the hub library's retries
+    before the same 'not on this machine' error. With a proxy configured the probe is
+    skipped (the proxy decides). Name lookup runs in a thread, so a hanging DNS
+    cannot stretch the wait either.
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    import socket
+    import threading
+
+    key = hub_endpoint()
+    if key in _REACHABLE:
+        return _REACHABLE[key]
+    result = [False]
+
+    def probe() -> None:
+        try:
+            with socket.create_connection(key, timeout=timeout):
+                result[0] = True
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    _REACHABLE[key] = result[0]
+    return result[0]
+
+
+def offline_reason() -> str | None:
+    """Why nothing can be downloaded now (``HF_HUB_OFFLINE``, or no network), or None when online."""
+    if hub_offline():
+        return "HF_HUB_OFFLINE is set"
+    if not hub_reachable():
+        host, port = hub_endpoint()
+        return f"no network: could not connect to {host}:{port} (waited up to {PROBE_TIMEOUT_S:g} s)"
+    return None
+
+
 def resolve_msclap_weights(version: str, checkpoint: str | Path | None = None) -> Path:
     """The ``.pth`` file of MS-CLAP ``version`` ("2022" or "2023").
 
@@ -96,13 +153,13 @@ def resolve_msclap_weights(version: str, checkpoint: str | Path | None = None) -
         return path
     if spec.local_path.is_file():
         return spec.local_path
-    offline = hub_offline()
+    offline = offline_reason()
     try:
         from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download(spec.repo_id, spec.filename, local_files_only=offline))
+        return Path(hf_hub_download(spec.repo_id, spec.filename, local_files_only=offline is not None))
     except Exception as err:  # noqa: BLE001 - offline, no network, gated, ...: all mean "not here"
-        why = "HF_HUB_OFFLINE is set" if offline else f"download failed: {_first_line(err)}"
+        why = offline if offline else f"download failed: {_first_line(err)}"
         raise MissingWeightsError(
             f"{spec.name}: {spec.filename} is not on this machine ({why}). {_msclap_hint(spec)}"
         ) from None
@@ -133,14 +190,15 @@ def resolve_hf_model(name: str) -> str:
     if (local / "config.json").is_file():
         return str(local)
     _check_repo_id(name)
-    if not hub_offline():
+    offline = offline_reason()
+    if offline is None:
         return name
     try:
         from huggingface_hub import snapshot_download
 
         return snapshot_download(name, local_files_only=True)
     except Exception:  # noqa: BLE001 - any failure here means "not cached"
-        raise missing_hf_model(name, "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache") from None
+        raise missing_hf_model(name, f"{offline} and it is not in the Hugging Face cache") from None
 
 
 def missing_hf_model(repo_id: str, why: str) -> MissingWeightsError:
