@@ -216,6 +216,9 @@ def test_arena_fits_in_tflms(net):
                     continue
                 ob = nf.offsets[b.name]
                 assert oa + a.size <= ob or ob + b.size <= oa, (a, b)
+        # and it is tight: the most bytes alive at any one op is a lower bound no plan can beat
+        peak = max(sum(-(-x.size // 16) * 16 for x in bufs if x.first <= i <= x.last) for i in range(len(nf.ops)))
+        assert peak <= nf.arena_bytes <= peak + 64, (name, peak, nf.arena_bytes)
         h = nf.h_path.read_text()
         assert f"#define TC_NET_{name.upper()}_ARENA_BYTES {nf.arena_bytes}u" in h
         assert f"#define TC_NET_{name.upper()}_INPUT_SIZE {nf.input.size}u" in h
