@@ -372,6 +372,42 @@ def test_cortex_m7_in_qemu_bit_identical(net):
         assert np.array_equal(got_h, want_h), (dsp, int((got_h != want_h).sum()))
 
 
+class _Unusual(torch.nn.Module):
+    """Shapes our students do not have, for the kernels' general paths: SAME padding with stride 2,
+    a dilated grouped convolution, depth multiplier 2 with padding, int8 MUL, float broadcast ADD,
+    float TRANSPOSE and MEAN over a 4-D tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 6, 3, stride=2, padding=1)
+        self.c2 = torch.nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=2)
+        self.dw = torch.nn.Conv2d(6, 12, 3, padding=1, groups=6)
+        self.c3 = torch.nn.Conv2d(12, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.relu(self.c1(x.unsqueeze(1)))
+        b = torch.clamp(self.c2(a), 0, 6) + a
+        d = self.c3(self.dw(b))
+        return (d * d + d.mean(dim=(2, 3), keepdim=True)).mean(dim=(2, 3))
+
+
+def test_unusual_shapes_bit_identical(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(32, 15, 11)  # odd sizes: padding differs on the two sides
+    path = export_tflite_int8(_Unusual().eval(), [x[:16], x[16:]], tmp_path / "unusual.int8.tflite")
+    nf = write_c_network(path, tmp_path / "gen", "unusual")
+    assert {"DEPTHWISE_CONV_2D", "CONV_2D", "MUL", "ADD", "TRANSPOSE", "MEAN", "QUANTIZE"} <= set(nf.ops)
+    src = nf.c_path.read_text()
+    for feature in (".dil_h = 2", ".filter_in_c = 3", ".depth_mult = 2", ".stride_h = 2", ".folded = 0"):
+        assert feature in src, feature  # the general paths are really exercised
+    lite, tflm = TfliteModel(path), TflmModel(path)
+    q = np.concatenate([lite.quantize_input(torch.randn(40, 15, 11).numpy() * s) for s in (1.0, 3.0)])
+    want = tflm_run(tflm, q)
+    got = run_c(build_host(nf, tmp_path), q, np.int8, nf.output.size)
+    assert np.array_equal(got, want), f"{int((got != want).sum())} of {got.size} int8 values differ"
+    assert nf.arena_bytes + nf.input.size + nf.output.size <= tflm.arena_bytes()
+
+
 def test_unsupported_op_is_refused(tmp_path):
     """A GELU head converts for LiteRT, but the C kernels have no GELU: refused at generation, naming it."""
     student = AudioStudent(TINY.replace(head_act="gelu"), TEST_AUDIO).eval()
