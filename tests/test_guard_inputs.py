@@ -338,3 +338,104 @@ def test_quickstart_default_options_pass_the_check() -> None:
     from tinyclap.quickstart.options import QuickstartOptions, check_options
 
     check_options(QuickstartOptions())
+
+
+# ------------------------------------------------------------------ damaged cache shards
+def _tiny_cache(root: Path):  # noqa: ANN202 - (teacher, dataset, cache)
+    from distill_tiny import ProjTeacher, synth
+
+    from tinyclap.distill.cache import build_cache
+
+    teacher, ds = ProjTeacher(), synth(n=10)
+    return teacher, ds, build_cache(teacher, ds, root, batch_size=4, shard_size=4, progress=False)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "drop_rows"])
+def test_damaged_shard_is_reported_and_rebuilt(tmp_path: Path, damage: str, capsys) -> None:
+    import numpy as np
+
+    from tinyclap.distill.cache import CacheError, EmbeddingCache, build_cache, cache_summary
+
+    root = tmp_path / "cache"
+    teacher, ds, cache = _tiny_cache(root)
+    before = np.asarray(cache.embeddings).copy()
+    shard = root / "shard-00001.npy"
+    if damage == "truncate":
+        data = shard.read_bytes()
+        shard.write_bytes(data[: len(data) // 2])  # a full disk or a killed copy
+    else:
+        np.save(shard, before[4:6])  # a readable shard with fewer rows than its ids
+    summary = cache_summary(root)
+    assert "complete" not in summary and "DAMAGED (1 of 3 shards: shard 1: shard-00001.npy" in summary
+    assert "re-run the same `tinyclap cache` command" in summary
+    with pytest.raises(CacheError, match="shard-00001.npy"):
+        EmbeddingCache.open(root)
+    calls = teacher.calls
+    rebuilt = build_cache(teacher, ds, root, batch_size=4, shard_size=4, progress=False)  # was: CacheError, every time
+    assert 0 < teacher.calls - calls <= 1  # only the damaged shard (4 clips, one batch) was embedded again
+    assert "rebuilding 1 damaged shard(s)" in capsys.readouterr().err
+    np.testing.assert_allclose(np.asarray(rebuilt.embeddings), before, atol=1e-6)
+    assert ", complete," in cache_summary(root)
+
+
+def test_cache_info_on_a_damaged_cache_through_the_cli(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "cache"
+    _tiny_cache(root)
+    (root / "shard-00002.npy").write_bytes(b"\x93NUMPY")
+    assert main(["cache", "--info", "--out", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "DAMAGED" in out and "shard 2" in out and ", complete," not in out
+
+
+# ------------------------------------------------------------------ bad audio
+def _wav(path: Path, samples: int, rate: int = 44100, keep_bytes: int | None = None) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    sf.write(path, (0.1 * rng.standard_normal(samples)).astype(np.float32), rate, subtype="PCM_16")
+    if keep_bytes is not None:
+        path.write_bytes(path.read_bytes()[:keep_bytes])  # header intact, data cut short
+    return path
+
+
+def test_wav_truncated_after_its_header_is_refused(tmp_path: Path) -> None:
+    from tinyclap.audio import AudioDecodeError, declared_frames, load_audio
+
+    cut = _wav(tmp_path / "cut.wav", 44100, keep_bytes=44 + 16)  # 8 of 44,100 samples
+    assert declared_frames(cut) == 44100
+    with pytest.raises(AudioDecodeError, match=r"cut\.wav: truncated: holds 8 of the 44,100 samples its header declares"):
+        load_audio(cut, 44100)
+    whole = _wav(tmp_path / "whole.wav", 44100)
+    assert len(load_audio(whole, 44100)) == 44100
+
+
+def test_too_short_to_embed_is_refused(tmp_path: Path) -> None:
+    from tinyclap.audio import AudioConfig, AudioDecodeError, load_audio, min_clip_samples
+
+    tiny = _wav(tmp_path / "tiny.wav", 8)  # a complete file, 8 samples long
+    with pytest.raises(AudioDecodeError, match=r"tiny\.wav: too short to embed: 8 samples at 44100 Hz"):
+        load_audio(tiny, 44100, min_samples=min_clip_samples(AudioConfig()))
+    assert len(load_audio(tiny, 44100)) == 8  # the reader alone still reads it
+
+
+def test_datasets_count_truncated_and_tiny_clips_as_broken(tmp_path: Path) -> None:
+    from tinyclap.data import broken_report, open_dataset
+
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    _wav(folder / "good.wav", 22050)
+    _wav(folder / "cut.wav", 44100, keep_bytes=44 + 16)
+    _wav(folder / "tiny.wav", 8)
+    ds = open_dataset(f"folder:{folder}?cache=false")
+    assert [e.path.name for e in ds.entries] == ["good.wav"]
+    reasons = {Path(b.path).name: b.reason for b in ds.broken}
+    assert reasons["cut.wav"].startswith("truncated: holds 8 of the 44,100 samples")
+    assert reasons["tiny.wav"].startswith("too short to embed: 8 samples")
+    assert "2 broken" in broken_report(ds)
+
+
+def test_embed_cli_refuses_a_truncated_wav(tiny_run, tmp_path: Path, capsys) -> None:
+    cut = _wav(tmp_path / "cut.wav", 44100, keep_bytes=44 + 16)
+    msg = _cli_error(capsys, ["embed", "--teacher", f"local:{tiny_run.teacher}", "--audio", str(cut)])
+    assert msg.endswith("cut.wav: truncated: holds 8 of the 44,100 samples its header declares")

@@ -137,13 +137,60 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
         raise AudioDecodeError(path, f"not a readable sound file ({reason})") from None
 
 
-def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+# A file holding less than this share of the samples its header declares is truncated (an
+# interrupted copy or download), not a short sound: refused instead of being tiled into a clip.
+TRUNCATED_SHARE = 0.9
+
+
+def min_clip_samples(config: AudioConfig) -> int:
+    """Shortest sound worth embedding at ``config``: one analysis window (``n_fft`` samples, 23 ms at 44.1 kHz).
+
+    Anything shorter would be tiled dozens of times into a clip of a few samples' repeats.
+    """
+    return int(config.n_fft)
+
+
+def declared_frames(path: str | Path) -> int | None:
+    """Frames a WAV file's header declares (its ``data`` chunk size / block size); None if not a WAV or unknown.
+
+    libsndfile reports the frames actually present, so a WAV cut short reads as a short
+    sound; comparing with this finds the cut.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, block = 12, 0
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt " and pos + 22 <= len(head):
+            block = int.from_bytes(head[pos + 20 : pos + 22], "little")  # nBlockAlign
+        elif chunk == b"data":
+            if block <= 0 or size in (0, 0xFFFFFFFF):  # streaming writers leave the size unset
+                return None
+            return size // block
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def check_not_truncated(path: str | Path, frames: int) -> None:
+    """Raise :class:`AudioDecodeError` when ``frames`` is far fewer than the file's header declares."""
+    declared = declared_frames(path)
+    if declared and frames < TRUNCATED_SHARE * declared:
+        raise AudioDecodeError(path, f"truncated: holds {frames:,} of the {declared:,} samples its header declares")
+
+
+def load_audio(path: str | Path, sample_rate: int, min_samples: int = 1) -> np.ndarray:
     """Read a sound file as mono float32 at ``sample_rate``.
 
     Stereo is averaged to mono (MS-CLAP concatenates channels instead, which
     doubles the clip's length: a known bug we do not reproduce). Raises
     :class:`AudioDecodeError` naming the file when it is missing, corrupt,
-    empty, truncated to nothing, or holds NaN/Inf samples.
+    empty, truncated (far fewer samples than its header declares), shorter than
+    ``min_samples`` at ``sample_rate`` (too short to embed), or holds NaN/Inf samples.
     """
     path = Path(path)
     if not path.is_file():
@@ -155,9 +202,14 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         raise AudioDecodeError(path, "no samples")
     if not np.all(np.isfinite(data)):
         raise AudioDecodeError(path, "contains NaN or infinite samples")
+    check_not_truncated(path, data.shape[0])
     wave = data.mean(axis=1, dtype=np.float32)
     if rate != sample_rate:
         wave = resample(wave, rate, sample_rate)
+    if len(wave) < min_samples:
+        raise AudioDecodeError(
+            path, f"too short to embed: {len(wave)} samples at {sample_rate} Hz (needs at least {min_samples})"
+        )
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 

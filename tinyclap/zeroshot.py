@@ -251,7 +251,9 @@ class ZeroShotClassifier:
 
     def classify_files(self, paths: Iterable[str | Path], k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-``k`` for sound files of any length (each read at the encoder's rate, windowed)."""
-        waves = [load_audio(p, self.audio_config.sample_rate) for p in paths]
+        from tinyclap.audio import min_clip_samples
+
+        waves = [load_audio(p, self.audio_config.sample_rate, min_samples=min_clip_samples(self.audio_config)) for p in paths]
         return self.topk(waves, k=k)
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, NamedTuple, Sequence
 
@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tinyclap.audio import AudioConfig, AudioDecodeError, fit_length, load_audio, window_starts
+from tinyclap.audio import AudioConfig, AudioDecodeError, fit_length, load_audio, min_clip_samples, window_starts
 from tinyclap.errors import DataError
 
 __all__ = [
@@ -204,6 +204,11 @@ class AudioDataset(Dataset):
                     raise AudioDecodeError(entry.path, MISSING)
                 self.missing.append(str(entry.path))
                 continue
+            if info is not None and not info.error:
+                length = resampled_length(info.frames, info.samplerate, self.audio_config.sample_rate)
+                if length < min_clip_samples(self.audio_config):
+                    info = replace(info, error=f"too short to embed: {length} samples at "
+                                   f"{self.audio_config.sample_rate} Hz (needs at least {min_clip_samples(self.audio_config)})")
             if info is not None and info.error:
                 self._note_broken(str(entry.path), info.error)
                 if self.strict:
@@ -310,7 +315,7 @@ class AudioDataset(Dataset):
 
     def _read(self, entry: Entry) -> np.ndarray:
         """Decode one file (subclasses that synthesise audio override this)."""
-        return load_audio(entry.path, self.audio_config.sample_rate)
+        return load_audio(entry.path, self.audio_config.sample_rate, min_samples=min_clip_samples(self.audio_config))
 
     def example(self, i: int) -> Example:
         """Item ``i`` as an :class:`Example`; raises ``AudioDecodeError`` if its file is broken."""

@@ -29,7 +29,7 @@ from tinyclap.io import read_json, write_json
 
 __all__ = ["FileInfo", "probe_file", "probe_files", "default_cache_path"]
 
-_VERSION = 1
+_VERSION = 2  # 2: truncated WAVs are probed as errors
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,12 @@ def probe_file(path: str | Path) -> FileInfo:
         return FileInfo(error=f"invalid sample rate {rate}")
     if frames <= 0:
         return FileInfo(error="no samples")
+    from tinyclap.audio import AudioDecodeError, check_not_truncated
+
+    try:
+        check_not_truncated(path, frames)  # libsndfile counts the samples present, not those declared
+    except AudioDecodeError as err:
+        return FileInfo(frames, rate, channels, error=err.reason)
     return FileInfo(frames, rate, channels)
 
 

@@ -33,6 +33,7 @@ teacher is never run in the training loop.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -206,7 +207,7 @@ class EmbeddingCache:
             if arr.shape[0] != len(shard_ids) or arr.shape[0] != entry["count"]:
                 raise CacheError(
                     f"{arr_path}: {arr.shape[0]} rows but {len(shard_ids)} ids and an index count of "
-                    f"{entry['count']}; the cache is corrupt: delete the shard and re-run `tinyclap cache`"
+                    f"{entry['count']}; the cache is damaged: re-run the same `tinyclap cache` command to rebuild it"
                 )
             _check_finite(arr_path, arr, shard_ids)
             shards.append(arr)
@@ -309,7 +310,7 @@ def _open_shard(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as err:
-        raise CacheError(f"{path}: unreadable shard ({err})") from None
+        raise CacheError(f"{path}: unreadable shard ({err}); re-run the same `tinyclap cache` command to rebuild it") from None
 
 
 def _check_finite(path: Path, arr: np.ndarray, ids: Sequence[str], rows: int = 1 << 16) -> None:
@@ -417,8 +418,46 @@ def _same_teacher(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return name == new["teacher"] or identity_of_name(name) == new["teacher_id"]
 
 
-def _finished(root: Path, k: int) -> bool:
-    return (root / _shard_names(k)[1]).is_file() and (root / _shard_names(k)[0]).is_file()
+def _finished(root: Path, k: int, dim: int | None = None) -> bool:
+    return shard_problem(root, k, dim) is None
+
+
+NOT_BUILT = "not built"
+
+
+def shard_problem(root: Path, k: int, dim: int | None = None) -> str | None:
+    """None when shard ``k`` is finished and readable; else what is wrong with it.
+
+    ``NOT_BUILT`` when its ids file (written last) is absent. Anything else is a
+    damaged shard (truncated or unreadable ``.npy``, row count not matching its ids):
+    :func:`build_cache` rebuilds it, :func:`cache_summary` reports it.
+    """
+    arr_path, ids_path = root / _shard_names(k)[0], root / _shard_names(k)[1]
+    if not ids_path.is_file():
+        return NOT_BUILT
+    if not arr_path.is_file():
+        return f"{arr_path.name} missing"
+    try:
+        arr = np.load(arr_path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        return f"{arr_path.name} unreadable ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})"
+    try:
+        ids = read_json(ids_path).get("ids")
+    except (ValueError, OSError, AttributeError):
+        return f"{ids_path.name} unreadable"
+    if not isinstance(ids, list):
+        return f"{ids_path.name} has no 'ids' list"
+    if arr.ndim != 2 or (dim is not None and arr.shape[1] != dim) or arr.dtype != np.float32:
+        return f"{arr_path.name} holds {arr.dtype} {arr.shape}, expected float32 (n, {dim if dim is not None else 'D'})"
+    if arr.shape[0] != len(ids):
+        return f"{arr_path.name} has {arr.shape[0]} rows for {len(ids)} ids"
+    return None
+
+
+def damaged_shards(root: Path, n_shards: int, dim: int | None = None, complete: bool = False) -> dict[int, str]:
+    """``{shard: problem}`` of the damaged shards (in a complete cache a missing shard is damaged too)."""
+    found = {k: shard_problem(root, k, dim) for k in range(n_shards)}
+    return {k: why for k, why in found.items() if why is not None and (complete or why != NOT_BUILT)}
 
 
 def _embed_shard(
@@ -506,14 +545,21 @@ def build_cache(
         plan = _check_plan(root, _read_index(index_path), plan)
     elif root.exists() and any(root.iterdir()):
         raise CacheError(f"{root}: folder exists and is not an embedding cache; choose an empty --out")
+    damaged = damaged_shards(root, plan["n_shards"], plan["dim"]) if index_path.is_file() else {}
     barrier(env)  # every rank has checked before rank 0 writes
-    if env.is_main and not index_path.is_file():
-        write_json(index_path, plan)
+    if env.is_main and damaged:
+        # A truncated shard (a full disk, a killed copy) is rebuilt instead of blocking every re-run.
+        listed = "; ".join(f"shard {k}: {why}" for k, why in sorted(damaged.items()))
+        print(f"note: {root}: rebuilding {len(damaged)} damaged shard(s) ({listed})", file=sys.stderr)
+        for k in damaged:
+            (root / _shard_names(k)[1]).unlink(missing_ok=True)  # its ids file marks it finished
+    if env.is_main and (damaged or not index_path.is_file()):
+        write_json(index_path, plan)  # (again) incomplete until every shard is sound
     barrier(env)
 
     n, size = plan["items"], plan["shard_size"]
     mine = [k for k in range(plan["n_shards"]) if k % env.world_size == env.rank]
-    todo = [k for k in mine if not _finished(root, k)]
+    todo = [k for k in mine if not _finished(root, k, plan["dim"])]
     total_mine = sum(min(size, n - k * size) for k in mine)
     done_mine = total_mine - sum(min(size, n - k * size) for k in todo)
     with tqdm(
@@ -554,8 +600,17 @@ def cache_summary(root: str | Path) -> str:
     """One line describing a cache folder (complete or not)."""
     root = Path(root)
     index = _read_index(root / INDEX_NAME)
-    done = sum(1 for k in range(index["n_shards"]) if _finished(root, k))
-    state = "complete" if index.get("complete") else f"incomplete ({done}/{index['n_shards']} shards)"
+    n_shards, dim = int(index["n_shards"]), int(index["dim"])
+    damaged = damaged_shards(root, n_shards, dim, complete=bool(index.get("complete")))
+    done = sum(1 for k in range(n_shards) if _finished(root, k, dim))
+    if damaged:
+        listed = "; ".join(f"shard {k}: {why}" for k, why in sorted(damaged.items()))
+        state = (f"DAMAGED ({len(damaged)} of {n_shards} shards: {listed}; re-run the same `tinyclap cache` "
+                 "command to rebuild them)")
+    elif index.get("complete"):
+        state = "complete"
+    else:
+        state = f"incomplete ({done}/{n_shards} shards)"
     count = index.get("count", "?")
     return (
         f"{root}: {count} embeddings x {index['dim']} from teacher {index['teacher']!r} "

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from tinyclap.audio import fit_length, load_audio
+from tinyclap.audio import fit_length, load_audio, min_clip_samples
 from tinyclap.io import atomic_path
 from tinyclap.teachers.base import AudioEncoder
 
@@ -33,7 +33,10 @@ def embed_audio_files(
     out: list[torch.Tensor] = []
     for i in range(0, len(files), batch_size):
         clips = np.stack(
-            [fit_length(load_audio(f, config.sample_rate), config.clip_samples) for f in files[i : i + batch_size]]
+            [
+                fit_length(load_audio(f, config.sample_rate, min_samples=min_clip_samples(config)), config.clip_samples)
+                for f in files[i : i + batch_size]
+            ]
         )
         out.append(encoder.embed_audio(clips))
     if not out:
