@@ -1,7 +1,6 @@
 /* tc_nn: see tc_nn.h. Every kernel follows TFLM's reference kernel of the same op (int8 / float32). */
 #include "tc_nn.h"
 
-#include <float.h>
 #include <math.h>
 #include <string.h>
 

@@ -10,6 +10,11 @@
  * padding are computed once, at generation time, by tinyclap/firmware/netgen.py (as TFLM's
  * Prepare() computes them from the double scales) and passed here in const structs.
  *
+ * The default (double rounding) is what the tflite-micro build we test against computes; the
+ * single-rounding variant gives different outputs (tests/test_firmware_net.py checks both).
+ * On cores with the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP) the int8 dot products use
+ * SMLAD; -DTC_NN_NO_DSP turns that off. Both give the same bits: every int32 sum is exact.
+ *
  * Layout: NHWC, row-major, as in the .tflite. No allocation, no global state: every buffer
  * is the caller's. Signed right shifts are arithmetic (gcc, clang, armcc, IAR all do so).
  */
