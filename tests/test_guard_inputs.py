@@ -439,3 +439,31 @@ def test_embed_cli_refuses_a_truncated_wav(tiny_run, tmp_path: Path, capsys) -> 
     cut = _wav(tmp_path / "cut.wav", 44100, keep_bytes=44 + 16)
     msg = _cli_error(capsys, ["embed", "--teacher", f"local:{tiny_run.teacher}", "--audio", str(cut)])
     assert msg.endswith("cut.wav: truncated: holds 8 of the 44,100 samples its header declares")
+
+
+# ------------------------------------------------------------------ more values that named no field
+def test_nested_distill_settings_name_their_field() -> None:
+    from tinyclap.distill.presets import PresetError, make_config
+
+    with pytest.raises(PresetError, match=r"^setting scheduler\.patience: expected an integer, got 'abc'$"):
+        make_config("quick", **{"scheduler.patience": "abc"})
+    with pytest.raises(PresetError, match=r"^augment\.gain_db: expected a number, got 'abc'$"):
+        make_config("quick", **{"augment.gain_db": "abc"})
+    assert make_config("quick", **{"augment.gain_db": 3}).augment.gain_db == 3.0
+
+
+def test_target_yaml_clock_names_file_and_field(tmp_path: Path) -> None:
+    from tinyclap.export.targets import TargetError, load_target
+
+    bad = tmp_path / "mcu.yaml"
+    bad.write_text("name: x\nflash: 1MB\nram: 256KB\nclock_hz: fast\n")
+    with pytest.raises(TargetError, match=r"mcu\.yaml: clock_hz must be an integer \(Hz\), got 'fast'$"):
+        load_target(bad)
+
+
+def test_audio_encoder_spec_options_name_their_field() -> None:
+    from tinyclap.audio import AudioConfig
+    from tinyclap.pretrain.encoders import AudioEncoderSpecError, build_audio_encoder
+
+    with pytest.raises(AudioEncoderSpecError, match=r"cnn14: width must be a positive integer, got 'abc'"):
+        build_audio_encoder("cnn14:width=abc", 16, AudioConfig(clip_seconds=0.25, n_mels=32))

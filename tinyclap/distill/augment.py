@@ -36,9 +36,19 @@ class AugmentConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"augment: unknown keys {sorted(unknown)} (known: {sorted(known)})")
-        if "noise_snr_db" in d:
-            lo, hi = d["noise_snr_db"]
-            d["noise_snr_db"] = (float(lo), float(hi))
+        try:
+            if "noise_snr_db" in d:
+                lo, hi = d["noise_snr_db"]
+                d["noise_snr_db"] = (float(lo), float(hi))
+        except (TypeError, ValueError):
+            raise ValueError(f"augment.noise_snr_db: expected [low, high] in dB, got {d['noise_snr_db']!r}") from None
+        for f in fields(cls):
+            default = getattr(cls, f.name, None)
+            value = d.get(f.name)
+            if f.name in d and isinstance(default, (int, float)) and (
+                isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, (int, float))
+            ):
+                raise ValueError(f"augment.{f.name}: expected {'true or false' if isinstance(default, bool) else 'a number'}, got {value!r}")
         cfg = cls(**d)
         if cfg.gain_db < 0 or cfg.shift_seconds < 0 or not 0 <= cfg.noise_p <= 1:
             raise ValueError(f"augment: gain_db, shift_seconds must be >= 0 and noise_p in [0, 1]; got {cfg}")

@@ -161,7 +161,10 @@ def _dataclass_from(cls: type, d: Any, what: str) -> Any:
     if unknown:
         raise PresetError(f"{what}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
     obj = cls(**d)
-    return replace(obj, **{f.name: type(getattr(cls(), f.name))(getattr(obj, f.name)) for f in fields(cls)})
+    defaults = cls()
+    return replace(obj, **{f.name: _cast(f"{what}.{f.name}", getattr(obj, f.name), type(getattr(defaults, f.name)))
+                           if isinstance(getattr(defaults, f.name), (int, float)) and not isinstance(getattr(defaults, f.name), bool)
+                           else type(getattr(defaults, f.name))(getattr(obj, f.name)) for f in fields(cls)})
 
 
 def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:

@@ -67,6 +67,13 @@ def list_targets() -> list[str]:
     return sorted(p.stem for p in _target_dir().glob("*.yaml"))
 
 
+def _clock_hz(path: Path, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"clock_hz must be an integer (Hz), got {value!r}") from None  # load_target adds the path
+
+
 def load_target(name_or_path: str | Path) -> Target:
     """A shipped target by name (see :func:`list_targets`) or a target YAML file."""
     import yaml
@@ -99,7 +106,7 @@ def load_target(name_or_path: str | Path) -> Target:
             reserved_flash=parse_size(doc["reserved_flash"]) if doc.get("reserved_flash") else 0,
             reserved_ram=parse_size(doc["reserved_ram"]) if doc.get("reserved_ram") else 0,
             description=str(doc.get("description", "")),
-            clock_hz=int(doc["clock_hz"]) if doc.get("clock_hz") else None,
+            clock_hz=_clock_hz(path, doc["clock_hz"]) if doc.get("clock_hz") else None,
         )
     except (TypeError, ValueError) as err:
         raise TargetError(f"{path}: {err}") from None

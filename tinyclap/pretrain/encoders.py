@@ -66,8 +66,12 @@ class Cnn14Audio(nn.Module):
         from tinyclap.students.encoder import Projection
         from tinyclap.teachers.msclap_audio import Cnn14
 
-        if int(width) != width or width < 1:
-            raise AudioEncoderSpecError(f"cnn14: width must be a positive integer, got {width}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or int(width) != width or width < 1:
+            raise AudioEncoderSpecError(f"cnn14: width must be a positive integer, got {width!r}")
+        if embed is not None and (isinstance(embed, bool) or not isinstance(embed, int) or embed < 1):
+            raise AudioEncoderSpecError(f"cnn14: embed must be a positive integer, got {embed!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise AudioEncoderSpecError(f"cnn14: dropout must be a number in [0, 1), got {dropout!r}")
         self.audio_config = audio_config or AudioConfig()
         self.frontend = LogMel(self.audio_config)
         channels = tuple(int(width) * 2**i for i in range(6))
