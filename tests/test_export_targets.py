@@ -120,7 +120,7 @@ def test_missing_tflite_extra_names_the_install(monkeypatch, tmp_path):
 
 
 def test_audio_window_is_counted_as_the_int16_pcm_the_c_app_takes():
-    """RAM counts the window at 2 bytes a sample because examples/mcu's tc_app_push_window takes int16 PCM
+    """RAM counts the window at 2 bytes a sample because tc_app.h's tc_app_push_window takes int16 PCM
     (the front end converts one n_fft frame at a time): the accounting and the C API must agree."""
     import re
     from pathlib import Path
@@ -129,7 +129,7 @@ def test_audio_window_is_counted_as_the_int16_pcm_the_c_app_takes():
     from tinyclap.export.pipeline import _fit
     from tinyclap.export.streaming import plan_window
 
-    header = (Path(__file__).resolve().parents[1] / "examples" / "mcu" / "tc_app.h").read_text()
+    header = (Path(__file__).resolve().parents[1] / "tinyclap" / "firmware" / "csrc" / "tc_app.h").read_text()
     assert re.search(r"\bint tc_app_push_window\(const int16_t \*window\);", header)
     student = AudioStudent(TINY, TEST_AUDIO, frontend=False, device="meta")
     bank = PromptBank(np.eye(TINY.dim, dtype=np.float32)[:4], list("abcd"), [["a"]] * 4, ["{}"], "t", 100.0, TINY.dim)
