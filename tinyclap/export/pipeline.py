@@ -564,7 +564,7 @@ def _fit(
     """Flash: int8 models + int8 bank + label strings + front-end tables. RAM: TFLM arenas + buffers.
 
     The buffers are the audio window as int16 PCM (what ``tc_app_push_window``
-    in examples/mcu/tc_app.h takes; the C front end converts to float only
+    in tinyclap/firmware/csrc/tc_app.h takes; the C front end converts to float only
     inside its n_fft work buffer) and, when streaming, the float32 pooled sum.
     """
     models = report.data["formats"]["tflite-int8"]["models"]
