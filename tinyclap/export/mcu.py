@@ -1,6 +1,6 @@
 """Generate the C side of a microcontroller deployment, and its int8 reference.
 
-Three jobs, all consumed by the C sources in ``examples/mcu/``:
+Three jobs, all consumed by the C sources in ``tinyclap/firmware/csrc/``:
 
 * :func:`write_frontend_tables` writes ``tc_logmel_config.h`` (sizes) and
   ``tc_logmel_tables.h`` (periodic Hann window, FFT twiddles, sparse Slaney
