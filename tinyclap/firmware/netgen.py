@@ -381,6 +381,26 @@ def _contig_strides(shape: Sequence[int]) -> list[int]:
 # --------------------------------------------------------------------------- lowering
 
 
+def _interleave4(w: np.ndarray) -> np.ndarray:
+    """Pointwise weights ``(out_c, in_c)`` in the layout of tc_nn.c's ``dot4i_s8``.
+
+    Rows in blocks of four: for each 4-byte word of a row, the word of row 0,
+    1, 2 and 3; then the four rows' last ``in_c % 4`` bytes, row after row.
+    The last ``out_c % 4`` rows follow as they are. Same bytes, another order.
+    """
+    out_c, in_c = w.shape
+    n4, blocks = in_c - in_c % 4, out_c // 4
+    parts = []
+    for b in range(blocks):
+        rows = w[4 * b : 4 * b + 4]
+        parts.append(rows[:, :n4].reshape(4, n4 // 4, 4).transpose(1, 0, 2).ravel())
+        parts.append(rows[:, n4:].ravel())
+    parts.append(w[4 * blocks :].ravel())
+    out = np.concatenate(parts).astype(np.int8)
+    assert out.size == w.size
+    return out
+
+
 @dataclass
 class _Lowered:
     decls: list[str] = field(default_factory=list)  # static const arrays and structs
@@ -437,7 +457,7 @@ _CTYPE = {"int8": "int8_t", "float32": "float", "int32": "int32_t"}
 _BCAST = 4 * (1 + 3 * MAX_DIMS)
 _REDUCE = 4 * (3 + 4 * MAX_DIMS)
 _STRUCT_BYTES = {
-    "tc_conv_s8_t": 4 * (21 + 4),
+    "tc_conv_s8_t": 4 * (22 + 4),
     "tc_dwconv_s8_t": 4 * (21 + 4),
     "tc_fc_s8_t": 4 * (8 + 4),
     "tc_add_s8_t": _BCAST + 4 * 12,
@@ -612,10 +632,22 @@ class _Gen:
         return p, (bias if has_bias else None), np.asarray(mults), np.asarray(shifts)  # type: ignore[return-value]
 
     def _emit_conv(
-        self, op: Operator, ctype: str, fn: str, p: dict[str, int], bias: Any, mults: np.ndarray, shifts: np.ndarray
+        self,
+        op: Operator,
+        ctype: str,
+        fn: str,
+        p: dict[str, int],
+        bias: Any,
+        mults: np.ndarray,
+        shifts: np.ndarray,
+        weights: np.ndarray | None = None,
     ) -> None:
         w = self.t[op.inputs[1]]
-        wname = self.const_array(w)
+        wname = (
+            self.const_array(w)
+            if weights is None
+            else self.emit_array(f"{self.name}_op{op.index}_w", "int8_t", weights)
+        )
         bname = self.emit_array(f"{self.name}_op{op.index}_bias", "int32_t", bias) if bias is not None else "0"
         mname = self.emit_array(f"{self.name}_op{op.index}_mult", "int32_t", mults)
         sname = self.emit_array(f"{self.name}_op{op.index}_shift", "int32_t", shifts)
@@ -636,7 +668,10 @@ class _Gen:
             p["in_c"] % p["filter_in_c"] == 0 and p["out_c"] % (p["in_c"] // p["filter_in_c"]) == 0,
             "channels do not divide into groups",
         )
-        self._emit_conv(op, "tc_conv_s8_t", "tc_conv_s8", p, bias, m, s)
+        pointwise = p["folded"] and p["k_h"] == 1 and p["k_w"] == 1 and p["filter_in_c"] == p["in_c"]
+        p["interleaved"] = int(bool(pointwise) and p["out_c"] >= 4)
+        weights = _interleave4(w.data.reshape(p["out_c"], p["in_c"])) if p["interleaved"] else None
+        self._emit_conv(op, "tc_conv_s8_t", "tc_conv_s8", p, bias, m, s, weights)
 
     def op_depthwise_conv_2d(self, op: Operator) -> None:
         p, bias, m, s = self._conv_common(op, depthwise=True)

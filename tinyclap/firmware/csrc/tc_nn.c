@@ -106,67 +106,50 @@ static void tap_range(int32_t o, int32_t dil, int32_t k_n, int32_t n, int32_t *l
     *hi = b;
 }
 
-/* Two dot products sharing one input vector: *acc0 += w0 . x, *acc1 += w1 . x (each input word
-   is unpacked once for both rows). Exact int32 sums, as dot_s8. */
-static void dot2_s8(const int8_t *w0, const int8_t *w1, const int8_t *x, int32_t n, int32_t *acc0, int32_t *acc1)
-{
-    int32_t i = 0, a0 = *acc0, a1 = *acc1;
-#if TC_NN_DSP
-    for (; i + 4 <= n; i += 4) {
-        int32_t xv, u, v;
-        int32_t x02, x13;
-        memcpy(&xv, x + i, 4);
-        x02 = __sxtb16(xv);
-        x13 = __sxtb16((int32_t)(((uint32_t)xv >> 8) | ((uint32_t)xv << 24)));
-        memcpy(&u, w0 + i, 4);
-        memcpy(&v, w1 + i, 4);
-        a0 = __smlad(x02, __sxtb16(u), a0);
-        a1 = __smlad(x02, __sxtb16(v), a1);
-        a0 = __smlad(x13, __sxtb16((int32_t)(((uint32_t)u >> 8) | ((uint32_t)u << 24))), a0);
-        a1 = __smlad(x13, __sxtb16((int32_t)(((uint32_t)v >> 8) | ((uint32_t)v << 24))), a1);
-    }
-#endif
-    for (; i < n; ++i) {
-        a0 += (int32_t)w0[i] * (int32_t)x[i];
-        a1 += (int32_t)w1[i] * (int32_t)x[i];
-    }
-    *acc0 = a0;
-    *acc1 = a1;
-}
-
 #define TC_ROR8(v) ((int32_t)(((uint32_t)(v) >> 8) | ((uint32_t)(v) << 24)))
 
-/* Four dot products sharing one input vector: acc[j] += w[j * stride ...] . x. Exact, as dot_s8. */
-static void dot4_s8(const int8_t *w, int32_t stride, const int8_t *x, int32_t n, int32_t *acc)
+/* Four dot products against one input vector, the four weight rows interleaved by netgen
+   (tc_conv_s8_t.interleaved): for each 4-byte word q of the row, row 0's word q, row 1's, row 2's,
+   row 3's; then the four rows' last n % 4 bytes one row after another. One pointer walks the
+   weights, each input word is unpacked once for four rows. acc[j] += row_j . x, exactly. */
+static void dot4i_s8(const int8_t *w, const int8_t *x, int32_t n, int32_t *acc)
 {
-    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2 * stride, *w3 = w + 3 * stride;
-    int32_t i = 0, a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int32_t n4 = n - n % 4, r = n % 4;
+    int32_t i, t, a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
 #if TC_NN_DSP
-    for (; i + 4 <= n; i += 4) {
+    for (i = 0; i < n4; i += 4, w += 16) {
         int32_t xv, x02, x13, u;
         memcpy(&xv, x + i, 4);
         x02 = __sxtb16(xv);
         x13 = __sxtb16(TC_ROR8(xv));
-        memcpy(&u, w0 + i, 4);
+        memcpy(&u, w, 4);
         a0 = __smlad(x02, __sxtb16(u), a0);
         a0 = __smlad(x13, __sxtb16(TC_ROR8(u)), a0);
-        memcpy(&u, w1 + i, 4);
+        memcpy(&u, w + 4, 4);
         a1 = __smlad(x02, __sxtb16(u), a1);
         a1 = __smlad(x13, __sxtb16(TC_ROR8(u)), a1);
-        memcpy(&u, w2 + i, 4);
+        memcpy(&u, w + 8, 4);
         a2 = __smlad(x02, __sxtb16(u), a2);
         a2 = __smlad(x13, __sxtb16(TC_ROR8(u)), a2);
-        memcpy(&u, w3 + i, 4);
+        memcpy(&u, w + 12, 4);
         a3 = __smlad(x02, __sxtb16(u), a3);
         a3 = __smlad(x13, __sxtb16(TC_ROR8(u)), a3);
     }
+#else
+    for (i = 0; i < n4; i += 4, w += 16) {
+        const int32_t x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
+        a0 += (int32_t)w[0] * x0 + (int32_t)w[1] * x1 + (int32_t)w[2] * x2 + (int32_t)w[3] * x3;
+        a1 += (int32_t)w[4] * x0 + (int32_t)w[5] * x1 + (int32_t)w[6] * x2 + (int32_t)w[7] * x3;
+        a2 += (int32_t)w[8] * x0 + (int32_t)w[9] * x1 + (int32_t)w[10] * x2 + (int32_t)w[11] * x3;
+        a3 += (int32_t)w[12] * x0 + (int32_t)w[13] * x1 + (int32_t)w[14] * x2 + (int32_t)w[15] * x3;
+    }
 #endif
-    for (; i < n; ++i) {
-        const int32_t xi = x[i];
-        a0 += (int32_t)w0[i] * xi;
-        a1 += (int32_t)w1[i] * xi;
-        a2 += (int32_t)w2[i] * xi;
-        a3 += (int32_t)w3[i] * xi;
+    for (t = 0; t < r; ++t) {
+        const int32_t xi = x[n4 + t];
+        a0 += (int32_t)w[t] * xi;
+        a1 += (int32_t)w[r + t] * xi;
+        a2 += (int32_t)w[2 * r + t] * xi;
+        a3 += (int32_t)w[3 * r + t] * xi;
     }
     acc[0] = a0;
     acc[1] = a1;
@@ -183,7 +166,7 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
     const int32_t k_h = p->k_h, k_w = p->k_w, f_c = p->filter_in_c;
     const int32_t stride_h = p->stride_h, stride_w = p->stride_w, dil_h = p->dil_h, dil_w = p->dil_w;
     const int32_t pad_h = p->pad_h, pad_w = p->pad_w, in_offset = p->in_offset, out_offset = p->out_offset;
-    const int32_t act_min = p->act_min, act_max = p->act_max, folded = p->folded;
+    const int32_t act_min = p->act_min, act_max = p->act_max, folded = p->folded, interleaved = p->interleaved;
     const int8_t *const filter = p->filter;
     const int32_t *const bias = p->bias;
     const int32_t *const mult = p->mult;
@@ -205,26 +188,21 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
                     /* 1x1, no padding: acc = (bias + in_offset * sum(w)) + sum(w * x) */
                     const int8_t *px = in_b + (iy0 * in_w + ix0) * in_c;
                     const int8_t *w = filter;
-                    for (oc = 0; oc + 4 <= out_c; oc += 4, w += 4 * kstride) {
-                        int32_t acc[4], j;
-                        for (j = 0; j < 4; ++j) {
-                            acc[j] = bias[oc + j];
-                        }
-                        dot4_s8(w, kstride, px, in_c, acc);
-                        for (j = 0; j < 4; ++j) {
-                            const int32_t r = requant(acc[j], mult[oc + j], shift[oc + j]) + out_offset;
-                            *out++ = (int8_t)clamp_i32(r, act_min, act_max);
+                    oc = 0;
+                    if (interleaved) {
+                        for (; oc + 4 <= out_c; oc += 4, w += 4 * in_c) {
+                            int32_t acc[4], j;
+                            for (j = 0; j < 4; ++j) {
+                                acc[j] = bias[oc + j];
+                            }
+                            dot4i_s8(w, px, in_c, acc);
+                            for (j = 0; j < 4; ++j) {
+                                const int32_t r = requant(acc[j], mult[oc + j], shift[oc + j]) + out_offset;
+                                *out++ = (int8_t)clamp_i32(r, act_min, act_max);
+                            }
                         }
                     }
-                    for (; oc + 2 <= out_c; oc += 2, w += 2 * kstride) {
-                        int32_t acc0 = bias[oc], acc1 = bias[oc + 1];
-                        dot2_s8(w, w + kstride, px, in_c, &acc0, &acc1);
-                        acc0 = requant(acc0, mult[oc], shift[oc]) + out_offset;
-                        acc1 = requant(acc1, mult[oc + 1], shift[oc + 1]) + out_offset;
-                        *out++ = (int8_t)clamp_i32(acc0, act_min, act_max);
-                        *out++ = (int8_t)clamp_i32(acc1, act_min, act_max);
-                    }
-                    if (oc < out_c) {
+                    for (; oc < out_c; ++oc, w += in_c) { /* plain rows: all of them, or the last out_c % 4 */
                         int32_t acc = dot_s8(w, px, in_c, bias[oc]);
                         acc = requant(acc, mult[oc], shift[oc]) + out_offset;
                         *out++ = (int8_t)clamp_i32(acc, act_min, act_max);

@@ -45,6 +45,7 @@ typedef struct {
     int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
     int32_t in_offset, out_offset, act_min, act_max;
     int32_t folded; /* 1: no padding, and bias[] already holds bias + in_offset * sum(filter) */
+    int32_t interleaved; /* 1 (1x1, folded): rows in blocks of 4 interleaved by 4-byte words, see dot4i_s8 */
     const int8_t *filter;
     const int32_t *bias; /* may be NULL */
     const int32_t *mult;
