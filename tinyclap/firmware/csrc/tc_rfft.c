@@ -37,24 +37,46 @@ static void cfft(tc_float_t *z, size_t m, size_t n, const tc_float_t *cos_tab,
                  const tc_float_t *sin_tab)
 {
     size_t len;
+    size_t start;
     bit_reverse(z, m);
-    for (len = 2; len <= m; len <<= 1) {
+    /* First stage (len 2): the twiddle is 1, so the butterfly is a sum and a
+     * difference. b * 1 - a * 0 is b exactly, so this is the general
+     * butterfly's result (up to the sign of a zero, which squaring removes). */
+    for (start = 0; start < m; start += 2) {
+        tc_float_t *a = z + 2 * start;
+        const tc_float_t ar = a[0];
+        const tc_float_t ai = a[1];
+        const tc_float_t tr = a[2];
+        const tc_float_t ti = a[3];
+        a[0] = ar + tr;
+        a[1] = ai + ti;
+        a[2] = ar - tr;
+        a[3] = ai - ti;
+    }
+    /* Later stages: each twiddle is loaded once and applied to every group
+     * (the butterflies of a stage are independent, so the order changes no
+     * value). */
+    for (len = 4; len <= m; len <<= 1) {
         const size_t half = len >> 1;
         const size_t stride = n / len;
-        size_t start;
-        for (start = 0; start < m; start += len) {
-            size_t q;
-            for (q = 0; q < half; ++q) {
-                const tc_float_t wr = cos_tab[q * stride];
-                const tc_float_t wi = -sin_tab[q * stride];
-                tc_float_t *a = z + 2 * (start + q);
-                tc_float_t *b = z + 2 * (start + q + half);
-                const tc_float_t tr = wr * b[0] - wi * b[1];
-                const tc_float_t ti = wr * b[1] + wi * b[0];
-                b[0] = a[0] - tr;
-                b[1] = a[1] - ti;
-                a[0] += tr;
-                a[1] += ti;
+        size_t q;
+        for (q = 0; q < half; ++q) {
+            const tc_float_t wr = cos_tab[q * stride];
+            const tc_float_t wi = -sin_tab[q * stride];
+            tc_float_t *a = z + 2 * q;
+            for (start = 0; start < m; start += len, a += 2 * len) {
+                /* Locals first: the compiler cannot know a and b do not alias. */
+                tc_float_t *b = a + 2 * half;
+                const tc_float_t ar = a[0];
+                const tc_float_t ai = a[1];
+                const tc_float_t br = b[0];
+                const tc_float_t bi = b[1];
+                const tc_float_t tr = wr * br - wi * bi;
+                const tc_float_t ti = wr * bi + wi * br;
+                a[0] = ar + tr;
+                a[1] = ai + ti;
+                b[0] = ar - tr;
+                b[1] = ai - ti;
             }
         }
     }
