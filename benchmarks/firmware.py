@@ -63,17 +63,32 @@ def measure(row: tuple, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     fit_error = None
     try:
-        export_student(student, bank, out, formats=("tflite-int8",), calibration=calib, target=target,
-                       window_seconds=window, max_clips=args.calib_clips)
+        export_student(
+            student,
+            bank,
+            out,
+            formats=("tflite-int8",),
+            calibration=calib,
+            target=target,
+            window_seconds=window,
+            max_clips=args.calib_clips,
+        )
     except BudgetError as err:  # everything is written before the error
         fit_error = str(err)
     export_s = time.perf_counter() - t0
     report = json.loads((out / "report.json").read_text())
     row_out: dict[str, Any] = {
-        "row": name, "preset": preset, "target": target, "cpu": cpu, "window_seconds": window,
-        "params": report["student"]["params"], "dim": report["student"]["dim"],
-        "macs_per_second": report["macs"]["per_second"], "export_seconds": round(export_s, 1),
-        "report_fit": report["target"]["message"], "report_flash": report["target"]["flash"]["used"],
+        "row": name,
+        "preset": preset,
+        "target": target,
+        "cpu": cpu,
+        "window_seconds": window,
+        "params": report["student"]["params"],
+        "dim": report["student"]["dim"],
+        "macs_per_second": report["macs"]["per_second"],
+        "export_seconds": round(export_s, 1),
+        "report_fit": report["target"]["message"],
+        "report_flash": report["target"]["flash"]["used"],
         "report_ram": report["target"]["ram"]["used"],
         "tflm_arena": sum(m["tflm"]["arena_bytes"] for m in report["formats"]["tflite-int8"]["models"].values()),
     }
@@ -94,11 +109,18 @@ def measure(row: tuple, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     row_out.update(
         qemu_seconds=round(time.perf_counter() - t0, 1),
         clips=len(clips),
-        flash_linked=d["flash_bytes"], ram_linked=d["ram_bytes"],
-        flash_budget=d["target"]["flash_bytes"], ram_budget=d["target"]["ram_bytes"],
-        clock_hz=d["clock_hz"], arena=d["arena_bytes"], stack_used=d["stack_used"], stack_size=d["stack_size"],
-        audio_seconds=d["audio_seconds"], instructions_per_second=d["instructions_per_second"],
-        rtf_target=d["real_time_factor"], rtf_480mhz=d["instructions_per_second"]["total"] / 480e6,
+        flash_linked=d["flash_bytes"],
+        ram_linked=d["ram_bytes"],
+        flash_budget=d["target"]["flash_bytes"],
+        ram_budget=d["target"]["ram_bytes"],
+        clock_hz=d["clock_hz"],
+        arena=d["arena_bytes"],
+        stack_used=d["stack_used"],
+        stack_size=d["stack_size"],
+        audio_seconds=d["audio_seconds"],
+        instructions_per_second=d["instructions_per_second"],
+        rtf_target=d["real_time_factor"],
+        rtf_480mhz=d["instructions_per_second"]["total"] / 480e6,
         calibration_instructions_per_tick=d["calibration_instructions_per_tick"],
     )
     return row_out
@@ -109,8 +131,10 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         return f"{n / 1024:,.1f} KiB"
 
     print()
-    print("| student (target, core) | flash linked / target | RAM linked / target | arena C / TFLM | stack used "
-          "| instructions per s of audio: front end / network / classifier | RTF at target clock | RTF at 480 MHz |")
+    print(
+        "| student (target, core) | flash linked / target | RAM linked / target | arena C / TFLM | stack used "
+        "| instructions per s of audio: front end / network / classifier | RTF at target clock | RTF at 480 MHz |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         head = f"{r['row']} ({r['target']}, {r['cpu']})"
@@ -119,10 +143,12 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             continue
         ips = r["instructions_per_second"]
         stages = " / ".join(f"{ips[s] / 1e6:,.1f} M" for s in STAGES)
-        print(f"| {head} | {kb(r['flash_linked'])} / {kb(r['flash_budget'])} | {kb(r['ram_linked'])} / "
-              f"{kb(r['ram_budget'])} | {r['arena']:,} / {r['tflm_arena']:,} B | {r['stack_used']:,} B | "
-              f"{stages} (total {ips['total'] / 1e6:,.1f} M) | {r['rtf_target']:.3f} at {r['clock_hz'] / 1e6:g} MHz | "
-              f"{r['rtf_480mhz']:.3f} |")
+        print(
+            f"| {head} | {kb(r['flash_linked'])} / {kb(r['flash_budget'])} | {kb(r['ram_linked'])} / "
+            f"{kb(r['ram_budget'])} | {r['arena']:,} / {r['tflm_arena']:,} B | {r['stack_used']:,} B | "
+            f"{stages} (total {ips['total'] / 1e6:,.1f} M) | {r['rtf_target']:.3f} at {r['clock_hz'] / 1e6:g} MHz | "
+            f"{r['rtf_480mhz']:.3f} |"
+        )
 
 
 def main() -> None:
@@ -136,8 +162,10 @@ def main() -> None:
     args = ap.parse_args()
     qemu = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     gcc = subprocess.run(["arm-none-eabi-gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()} "
-          f"({platform.machine()}), {qemu}, {gcc}")
+    print(
+        f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()} "
+        f"({platform.machine()}), {qemu}, {gcc}"
+    )
     print(f"# data: {args.calib} ({args.calib_clips} calibration clips, {args.clips} clips run per row)")
     work = args.keep or Path(tempfile.mkdtemp(prefix="firmware-bench-"))
     work.mkdir(parents=True, exist_ok=True)

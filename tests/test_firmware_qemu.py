@@ -18,7 +18,6 @@ import fnmatch
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ pytest.importorskip("litert_torch", reason="the tflite extra is not installed: p
 pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed: pip install tinyclap[tflite]")
 pytest.importorskip("tflite_micro", reason="the tflite extra is not installed: pip install tinyclap[tflite]")
 
-from export_support import TINY, calibration, load_clips, prototype_bank, tiny_student  # noqa: E402
+from export_support import calibration, load_clips, prototype_bank, tiny_student  # noqa: E402
 
 from tinyclap.audio import AudioConfig, LogMel  # noqa: E402
 from tinyclap.export.mcu import classify_int8, quantize_bank  # noqa: E402
@@ -61,8 +60,15 @@ def exported(esc10_files, tmp_path_factory):
     student = tiny_student(calib, audio=AUDIO_1S)
     bank = prototype_bank(student, calib[:10], LABELS)
     out = tmp_path_factory.mktemp("fw-export")
-    export_student(student, bank, out, formats=("tflite-int8",), calibration=calibration(calib, AUDIO_1S),
-                   target="stm32h7", max_clips=16)
+    export_student(
+        student,
+        bank,
+        out,
+        formats=("tflite-int8",),
+        calibration=calibration(calib, AUDIO_1S),
+        target="stm32h7",
+        max_clips=16,
+    )
     return out, student, bank, test
 
 
@@ -98,8 +104,11 @@ def test_c_sources_are_package_data():
 
     patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["tinyclap"]
     csrc = csrc_dir()
-    files = [p.relative_to(csrc.parent.parent).as_posix() for p in csrc.rglob("*") if p.is_file()
-             and "__pycache__" not in p.parts]
+    files = [
+        p.relative_to(csrc.parent.parent).as_posix()
+        for p in csrc.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    ]
     assert len(files) > 15
     unshipped = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
     assert not unshipped, f"not in the wheel: {unshipped}"
@@ -110,8 +119,18 @@ def test_bundle_is_self_contained(exported):
     fw = out / "firmware"
     b = load_bundle(out)
     assert b.dir == fw and b.models == ["embed"] and b.target.name == "stm32h7"
-    for name in ("Makefile", "CMakeLists.txt", "tc_link.ld", "arm-none-eabi.cmake", "src/tc_app.c", "src/tc_nn.c",
-                 "src/main_qemu.c", "model/tinyclap_model.c", "model/embed_net.c", "model/tc_net.h"):
+    for name in (
+        "Makefile",
+        "CMakeLists.txt",
+        "tc_link.ld",
+        "arm-none-eabi.cmake",
+        "src/tc_app.c",
+        "src/tc_nn.c",
+        "src/main_qemu.c",
+        "model/tinyclap_model.c",
+        "model/embed_net.c",
+        "model/tc_net.h",
+    ):
         assert (fw / name).is_file(), name
     ld = (fw / "tc_link.ld").read_text()
     assert "ORIGIN = 0x00000000, LENGTH = 2097152" in ld and "ORIGIN = 0x20000000, LENGTH = 1048576" in ld
@@ -187,9 +206,11 @@ def test_elf_memory_against_the_export_report(exported, m7_run):
     ram_est = fit["ram"]["used"] - fit["ram"]["parts"]["reserved"]
     assert abs(mem.flash_bytes - flash_est) < fit["flash"]["parts"]["reserved"]
     assert abs(mem.ram_bytes - ram_est) < fit["ram"]["parts"]["reserved"]
-    print(f"flash linked {mem.flash_bytes:,} B vs estimate {flash_est:,} B without reserve "
-          f"({mem.flash_bytes - flash_est:+,} B); RAM linked {mem.ram_bytes:,} B vs {ram_est:,} B "
-          f"({mem.ram_bytes - ram_est:+,} B)")
+    print(
+        f"flash linked {mem.flash_bytes:,} B vs estimate {flash_est:,} B without reserve "
+        f"({mem.flash_bytes - flash_est:+,} B); RAM linked {mem.ram_bytes:,} B vs {ram_est:,} B "
+        f"({mem.ram_bytes - ram_est:+,} B)"
+    )
     # No allocator is linked at all (nothing in the image calls malloc).
     assert not [s for s in mem.symbols if "malloc" in s or "sbrk" in s]
     # The stack's high-water mark is measured (painted stack) and fits the reserved stack.
@@ -227,8 +248,9 @@ def test_cmake_project_builds_the_image(exported, tmp_path):
     fw = out / "firmware"
     for cpu, extra in (("host", []), ("cortex-m7", [f"-DCMAKE_TOOLCHAIN_FILE={fw / 'arm-none-eabi.cmake'}"])):
         b = tmp_path / cpu
-        cfg = subprocess.run(["cmake", "-S", str(fw), "-B", str(b), f"-DTC_CPU={cpu}", *extra],
-                             capture_output=True, text=True)
+        cfg = subprocess.run(
+            ["cmake", "-S", str(fw), "-B", str(b), f"-DTC_CPU={cpu}", *extra], capture_output=True, text=True
+        )
         assert cfg.returncode == 0, cfg.stdout + cfg.stderr
         bld = subprocess.run(["cmake", "--build", str(b)], capture_output=True, text=True)
         assert bld.returncode == 0, bld.stdout + bld.stderr
@@ -292,8 +314,16 @@ def test_streaming_split_on_the_emulator(esc10_files, tmp_path):
     calib, test = clips[:16], clips[16:]
     student = tiny_student(calib, audio=audio)
     bank = prototype_bank(student, calib[:10], LABELS)
-    export_student(student, bank, tmp_path, formats=("tflite-int8",), calibration=calibration(calib, audio),
-                   target="stm32h7", window_seconds=0.5, max_clips=16)
+    export_student(
+        student,
+        bank,
+        tmp_path,
+        formats=("tflite-int8",),
+        calibration=calibration(calib, audio),
+        target="stm32h7",
+        window_seconds=0.5,
+        max_clips=16,
+    )
     b = load_bundle(tmp_path)
     assert b.models == ["features", "head"]
     run = run_firmware(b, test, image=build_firmware(b.dir, "cortex-m7"))
@@ -305,7 +335,7 @@ def test_streaming_split_on_the_emulator(esc10_files, tmp_path):
     w = b.manifest["window_samples"]
     logmel = LogMel(AUDIO_1S)  # each window has its own log-mel (centre reflect padding inside the window)
     bank_q, _ = quantize_bank(bank.embeddings)
-    fq, hq = feats.output.quant, head.input.quant
+    fq = feats.output.quant
     for clip, c in zip(test, run.clips):
         pcm = to_pcm16(clip).astype(np.float32) / np.float32(32768.0)
         n = len(pcm) // w

@@ -51,10 +51,14 @@ def run_build(args: argparse.Namespace) -> int:
         b = image.bundle
         board = b.manifest["board"]
         mem = read_elf_memory(
-            image.path, flash=(board["flash_origin"], b.target.flash_bytes), ram=(board["ram_origin"], b.target.ram_bytes)
+            image.path,
+            flash=(board["flash_origin"], b.target.flash_bytes),
+            ram=(board["ram_origin"], b.target.ram_bytes),
         )
         print(f"flash {mem.flash_bytes:>10,} of {b.target.flash_bytes:>10,} B  (as linked)")
-        print(f"RAM   {mem.ram_bytes:>10,} of {b.target.ram_bytes:>10,} B  (as linked, stack {b.stack_bytes:,} B included)")
+        print(
+            f"RAM   {mem.ram_bytes:>10,} of {b.target.ram_bytes:>10,} B  (as linked, stack {b.stack_bytes:,} B included)"
+        )
     return 0
 
 
@@ -87,12 +91,19 @@ def run_run(args: argparse.Namespace) -> int:
     print()
     print(f"image {run.elf} on QEMU {run.machine}")
     print(f"flash {run.memory.flash_bytes:>10,} of {tgt.flash_bytes:>10,} B (as linked)")
-    print(f"RAM   {run.memory.ram_bytes:>10,} of {tgt.ram_bytes:>10,} B (as linked; arena {run.arena_bytes:,} B, "
-          f"stack {run.stack_size:,} B of which {run.stack_used:,} B used)")
+    print(
+        f"RAM   {run.memory.ram_bytes:>10,} of {tgt.ram_bytes:>10,} B (as linked; arena {run.arena_bytes:,} B, "
+        f"stack {run.stack_size:,} B of which {run.stack_used:,} B used)"
+    )
     ips = run.instructions_per_second
-    print(f"instructions per second of audio ({run.audio_seconds:.1f} s): "
-          + ", ".join(f"{s} {ips[s]:,.0f}" for s in STAGES) + f"; total {ips['total']:,.0f}")
+    print(
+        f"instructions per second of audio ({run.audio_seconds:.1f} s): "
+        + ", ".join(f"{s} {ips[s]:,.0f}" for s in STAGES)
+        + f"; total {ips['total']:,.0f}"
+    )
     if run.real_time_factor is not None:
-        print(f"real-time factor at {tgt.clock_hz / 1e6:g} MHz: {run.real_time_factor:.4f} "
-              "(assumes 1 instruction per cycle)")
+        print(
+            f"real-time factor at {tgt.clock_hz / 1e6:g} MHz: {run.real_time_factor:.4f} "
+            "(assumes 1 instruction per cycle)"
+        )
     return 0

@@ -46,9 +46,20 @@ BOARD = {
 
 # Copied from csrc/ into OUT/firmware/src/.
 RUNTIME_SOURCES = (
-    "tc_app.c", "tc_app.h", "tc_logmel.c", "tc_logmel.h", "tc_rfft.c", "tc_rfft.h",
-    "tc_classify.c", "tc_classify.h", "tc_nn.c", "tc_nn.h",
-    "tc_startup_cm.c", "tc_startup_cm.h", "main_qemu.c", "main_host.c",
+    "tc_app.c",
+    "tc_app.h",
+    "tc_logmel.c",
+    "tc_logmel.h",
+    "tc_rfft.c",
+    "tc_rfft.h",
+    "tc_classify.c",
+    "tc_classify.h",
+    "tc_nn.c",
+    "tc_nn.h",
+    "tc_startup_cm.c",
+    "tc_startup_cm.h",
+    "main_qemu.c",
+    "main_host.c",
 )
 
 
@@ -173,7 +184,7 @@ def write_bundle(
             raise FirmwareError("the features output and the head input differ in size")
         h.append(f"#define TC_NET_POOLED_ELEMS {nets['features']['output_elems']} /* features out = head in */")
     h += [
-        f"/* One arena serves every network (they run one after the other): the largest plan. */",
+        "/* One arena serves every network (they run one after the other): the largest plan. */",
         f"#define TC_NET_ARENA_BYTES {arena}u",
         "",
         "#endif /* TC_NET_H */",
@@ -235,8 +246,12 @@ def load_bundle(firmware_dir: str | Path) -> Bundle:
     m = json.loads(path.read_text())
     t = m["target"]
     tgt = Target(
-        name=t["name"], flash_bytes=t["flash_bytes"], ram_bytes=t["ram_bytes"],
-        reserved_flash=t["reserved_flash"], reserved_ram=t["reserved_ram"],
-        description=t["description"], clock_hz=t["clock_hz"],
+        name=t["name"],
+        flash_bytes=t["flash_bytes"],
+        ram_bytes=t["ram_bytes"],
+        reserved_flash=t["reserved_flash"],
+        reserved_ram=t["reserved_ram"],
+        description=t["description"],
+        clock_hz=t["clock_hz"],
     )
     return Bundle(d, tgt, list(m["models"]), int(m["arena_bytes"]), int(m["stack_bytes"]), m)

@@ -68,7 +68,7 @@ class ElfMemory:
 def _sections(data: bytes) -> tuple[list[tuple[str, int, int, int, int, int, int, int]], bytes]:
     if data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
         raise ElfError("not a 32-bit little-endian ELF file")
-    shoff, = struct.unpack_from("<I", data, 0x20)
+    (shoff,) = struct.unpack_from("<I", data, 0x20)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
     raw = []
     for i in range(shnum):
@@ -85,9 +85,7 @@ def _sections(data: bytes) -> tuple[list[tuple[str, int, int, int, int, int, int
     return out, data
 
 
-def read_elf_memory(
-    path: str | Path, *, flash: tuple[int, int], ram: tuple[int, int]
-) -> ElfMemory:
+def read_elf_memory(path: str | Path, *, flash: tuple[int, int], ram: tuple[int, int]) -> ElfMemory:
     """Flash and RAM use of the image at ``path``; ``flash`` and ``ram`` are the regions' (origin, length)."""
     path = Path(path)
     try:
@@ -109,7 +107,9 @@ def read_elf_memory(
         if typ == _SHT_SYMTAB and entsize:
             strtab_off = secs[link][4]
             for i in range(size // entsize):
-                st_name, _value, st_size, st_info, _other, _shndx = struct.unpack_from("<IIIBBH", data, off + i * entsize)
+                st_name, _value, st_size, st_info, _other, _shndx = struct.unpack_from(
+                    "<IIIBBH", data, off + i * entsize
+                )
                 if st_size and st_info & 0xF in (1, 2):  # OBJECT, FUNC
                     end = data.index(b"\0", strtab_off + st_name)
                     sym = data[strtab_off + st_name : end].decode(errors="replace")

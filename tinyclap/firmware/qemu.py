@@ -198,7 +198,12 @@ def parse_output(text: str, labels: Sequence[str], instructions_per_tick: float 
     out["calibration"] = None if out["calib"] is None else out["calib"][0] / out["calib"][1]
     out["clip_results"] = [
         ClipResult(
-            index=i, windows=w, samples=n, top=top, cosine=cos, labels=[labels[t] for t in top],
+            index=i,
+            windows=w,
+            samples=n,
+            top=top,
+            cosine=cos,
+            labels=[labels[t] for t in top],
             instructions={s: int(round(t * ipt)) for s, t in zip(STAGES, ticks)},
         )
         for i, w, n, top, cos, ticks in out["clips"]
@@ -241,10 +246,20 @@ def run_firmware(
     with tempfile.TemporaryDirectory(prefix="tinyclap-qemu-") as tmp:
         inp = write_input(Path(tmp) / "tc_input.bin", pcm)
         cmd = [
-            qemu, "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-            "-icount", "shift=0",
-            "-semihosting-config", f"enable=on,target=native,arg=tinyclap,arg={inp}",
-            "-kernel", str(elf.resolve()),
+            qemu,
+            "-M",
+            machine,
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-icount",
+            "shift=0",
+            "-semihosting-config",
+            f"enable=on,target=native,arg=tinyclap,arg={inp}",
+            "-kernel",
+            str(elf.resolve()),
         ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
