@@ -23,11 +23,26 @@ def _error(capsys, argv: list[str]) -> str:
 
 
 # ------------------------------------------------------------------ --debug and the handler
+def _leaf_parsers(parser, name: str = "tinyclap"):  # noqa: ANN001, ANN202
+    """(name, parser) of every runnable command: verbs, and the actions of verbs that have them."""
+    import argparse
+
+    nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not nested:
+        yield name, parser
+    for action in nested:
+        for sub_name, sub in action.choices.items():
+            yield from _leaf_parsers(sub, f"{name} {sub_name}")
+
+
 def test_every_verb_has_debug() -> None:
-    sub = next(a for a in build_parser()._actions if a.dest == "verb")
-    assert set(VERBS) <= set(sub.choices)
-    for verb, parser in sub.choices.items():
-        assert "--debug" in parser._option_string_actions, verb
+    leaves = dict(_leaf_parsers(build_parser()))
+    assert {f"tinyclap {v}" for v in VERBS} - set(leaves) <= {"tinyclap firmware"}  # firmware: build/run
+    assert len(leaves) >= len(VERBS)
+    for name, parser in leaves.items():
+        assert "--debug" in parser._option_string_actions, name
+        action = parser._option_string_actions["--debug"]
+        assert action.dest == "debug" and action.default is False and action.const is True, name
 
 
 def test_debug_is_defined_once() -> None:

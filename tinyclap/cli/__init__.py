@@ -54,7 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """Options every verb takes, defined once here (``build_parser`` adds them to each verb)."""
+    """Options every verb takes, defined once here (``build_parser`` adds them to each verb).
+
+    A verb with sub-actions (``tinyclap firmware build``) gets them on each action, where
+    its other options are.
+    """
+    nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if nested:
+        for action in nested:
+            for sub_parser in action.choices.values():
+                add_common_options(sub_parser)
+        return
     if "--debug" not in parser._option_string_actions:
         parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
 

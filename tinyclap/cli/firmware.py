@@ -26,7 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b = sub.add_parser("build", help="cross-compile the image (make cortex-m7)")
     b.add_argument("dir", type=Path, help="export folder or its firmware/ folder")
     b.add_argument("--cpu", default="cortex-m7", choices=["cortex-m7", "cortex-m4f", "host"])
-    b.add_argument("--debug", action="store_true", help="show tracebacks")
     b.set_defaults(func=run_build)
     r = sub.add_parser("run", help="classify clips on the emulated core and report the image's figures")
     r.add_argument("dir", type=Path, help="export folder or its firmware/ folder")
@@ -37,7 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--cpu", default="cortex-m7", choices=["cortex-m7", "cortex-m4f"])
     r.add_argument("--no-build", action="store_true", help="run the image already built")
     r.add_argument("--json", action="store_true", help="print the whole run as JSON")
-    r.add_argument("--debug", action="store_true", help="show tracebacks")
     r.set_defaults(func=run_run)
 
 
