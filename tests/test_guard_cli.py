@@ -189,3 +189,11 @@ def test_parse_size_refuses_infinity() -> None:
         with pytest.raises(SizeError):
             parse(text)
     assert parse_size("1.5MB") == 1572864
+
+
+def test_demo_upload_limit_is_checked_when_parsed(capsys) -> None:
+    # It used to pass --check and fail only when the page was launched.
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "--check", "--max-file-size", "lots"])
+    assert stop.value.code == 2
+    assert "argument --max-file-size: not a file size: 'lots'" in capsys.readouterr().err

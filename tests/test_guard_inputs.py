@@ -467,3 +467,10 @@ def test_audio_encoder_spec_options_name_their_field() -> None:
 
     with pytest.raises(AudioEncoderSpecError, match=r"cnn14: width must be a positive integer, got 'abc'"):
         build_audio_encoder("cnn14:width=abc", 16, AudioConfig(clip_seconds=0.25, n_mels=32))
+
+
+def test_negative_hop_names_the_spec_option() -> None:
+    from tinyclap.data import open_dataset
+
+    with pytest.raises(DataError, match=r"window hop \(hop=SECONDS\) must be positive, got -1"):
+        open_dataset("synth?n=2&hop=-1")

@@ -30,12 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bank", type=Path, action="append", default=[], help="prompt bank .npz (repeatable)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, help="port (default: $GRADIO_SERVER_PORT or the first free from 7860)")
-    p.add_argument("--max-file-size", default="25mb", help="largest upload accepted (default 25mb)")
+    p.add_argument("--max-file-size", default="25mb", type=_file_size, help="largest upload accepted (default 25mb)")
     p.add_argument("--max-seconds", type=float, default=300.0, help="longest clip accepted, in seconds (default 300)")
     p.add_argument("--max-prompts", type=int, default=64, help="most prompts per request (default 64)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--check", action="store_true", help="load the models, print what would be served, and exit")
     p.set_defaults(func=run)
+
+
+def _file_size(text: str) -> str:
+    """argparse type: an upload limit as Gradio reads it (``25mb``, ``1gb``, ``500kb``, bytes)."""
+    import re
+
+    if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(b|kb|mb|gb|tb)?\s*", text, re.IGNORECASE):
+        raise argparse.ArgumentTypeError(f"not a file size: {text!r} (e.g. 25mb, 1gb, 500kb)")
+    return text.strip()
 
 
 def _port(text: str) -> int:

@@ -194,7 +194,7 @@ class AudioDataset(Dataset):
         n = self.audio_config.clip_samples
         hop = int(round(self.hop_seconds * self.audio_config.sample_rate)) if self.hop_seconds else n
         if hop <= 0:
-            raise DataError(f"hop_seconds must be positive, got {self.hop_seconds}")
+            raise DataError(f"window hop (hop=SECONDS) must be positive, got {self.hop_seconds}")
         kept: list[Entry] = []
         items: list[_Item] = []
         for entry in entries:
