@@ -349,3 +349,19 @@ def test_streaming_split_on_the_emulator(esc10_files, tmp_path):
         e = head.run_int8(head.quantize_input(mean[None]))
         assert c.windows == n
         assert c.top[0] == int(classify_int8(e[0], head.output.quant.zero_point, bank_q))
+
+
+def test_missing_or_failed_bundle_is_one_line(tmp_path):
+    from tinyclap.firmware.bundle import FirmwareError
+
+    with pytest.raises(FirmwareError, match="no report.json and c/tinyclap_model.c"):
+        write_bundle(tmp_path, "stm32h7")
+    with pytest.raises(FirmwareError, match="no tinyclap_firmware.json"):
+        load_bundle(tmp_path)
+    (tmp_path / "report.json").write_text(json.dumps({"firmware": {"error": "GELU: no C kernel"}}))
+    with pytest.raises(FirmwareError, match="the export wrote no firmware: GELU: no C kernel"):
+        build_firmware(tmp_path)
+    big = tmp_path / "big.yaml"
+    big.write_text("flash: 8MB\nram: 1MB\n")
+    with pytest.raises(FirmwareError, match="do not fit the emulated board"):
+        write_bundle(tmp_path, big)

@@ -242,6 +242,11 @@ def load_bundle(firmware_dir: str | Path) -> Bundle:
         d = d / "firmware"
     path = d / MANIFEST
     if not path.is_file():
+        for report in (d / "report.json", d.parent / "report.json"):
+            if report.is_file():
+                error = (json.loads(report.read_text()).get("firmware") or {}).get("error")
+                if error:
+                    raise FirmwareError(f"{firmware_dir}: the export wrote no firmware: {error}")
         raise FirmwareError(f"{firmware_dir}: no {MANIFEST} (write one with `tinyclap export --target ...`)")
     m = json.loads(path.read_text())
     t = m["target"]
