@@ -197,3 +197,24 @@ def test_demo_upload_limit_is_checked_when_parsed(capsys) -> None:
         main(["demo", "--check", "--max-file-size", "lots"])
     assert stop.value.code == 2
     assert "argument --max-file-size: not a file size: 'lots'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["cache", "distill", "pretrain", "embed", "demo"])
+def test_device_is_checked_when_parsed(capsys, verb: str) -> None:
+    # A bad --device was a torch RuntimeError from deep inside the first model move.
+    with pytest.raises(SystemExit) as stop:
+        main([verb, "--device", "gpu0"])
+    assert stop.value.code == 2
+    assert "argument --device: not a torch device: 'gpu0'" in capsys.readouterr().err
+
+
+def test_teacher_options_are_checked(capsys) -> None:
+    from tinyclap.teachers.registry import UnknownTeacherError, load_teacher
+
+    with pytest.raises(UnknownTeacherError, match=r"teacher option batch_size must be a positive integer, got 'abc'"):
+        load_teacher("local:/nonexistent", batch_size="abc")
+    with pytest.raises(UnknownTeacherError, match=r"teacher device 'abc' is not a torch device"):
+        load_teacher("local:/nonexistent", device="abc")
+    msg = _error(capsys, ["bank", "--teacher", "local:/nonexistent", "--teacher-opt", "batch_size=0",
+                          "--labels", "/nonexistent.txt", "--out", "/tmp/unused-bank.npz"])
+    assert msg.endswith("teacher option batch_size must be a positive integer, got '0'")

@@ -26,6 +26,18 @@ class CLIError(Exception):
     """An error the CLI reports as one line, without a traceback."""
 
 
+_DEVICE = r"auto|cpu|mps|meta|(cuda|xpu|hip|npu|hpu|mtia|privateuseone)(:\d+)?"
+
+
+def torch_device(text: str) -> str:
+    """argparse type: ``auto`` or a torch device string, checked without importing torch (``--help`` stays fast)."""
+    import re
+
+    if not re.fullmatch(_DEVICE, text.strip()):
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (e.g. auto, cpu, cuda, cuda:1, mps)")
+    return text.strip()
+
+
 def positive_number(text: str) -> float:
     """argparse type: a finite number > 0 (``--clip-seconds 0`` is refused, not silently ignored)."""
     import math

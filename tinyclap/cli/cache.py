@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tinyclap.cli import positive_number
+from tinyclap.cli import positive_number, torch_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="clips per teacher forward pass (default 32)")
     p.add_argument("--shard-size", type=int, default=4096, help="embeddings per shard file (default 4096)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (default 0)")
-    p.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", type=torch_device, default="auto", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--info", action="store_true", help="only describe the cache in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tinyclap.cli import CLIError
+from tinyclap.cli import CLIError, torch_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-file-size", default="25mb", type=_file_size, help="largest upload accepted (default 25mb)")
     p.add_argument("--max-seconds", type=float, default=300.0, help="longest clip accepted, in seconds (default 300)")
     p.add_argument("--max-prompts", type=int, default=64, help="most prompts per request (default 64)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", type=torch_device, default="cpu", help="torch device (default cpu)")
     p.add_argument("--check", action="store_true", help="load the models, print what would be served, and exit")
     p.set_defaults(func=run)
 

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tinyclap.cli import torch_device
+
 
 def _key_value(text: str) -> tuple[str, Any]:
     import yaml  # here, not at the top: `tinyclap --help` imports every verb module
@@ -42,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-data", nargs="+", metavar="SPEC", help="validation data specs (instead of a split)")
     p.add_argument("--seed", type=int)
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", type=torch_device, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--augment", action="store_true", help="turn student-side augmentation on")
     p.add_argument("--stream-window", type=float, metavar="SECONDS",
                    help="also train the streamed path the device runs: clips as back-to-back windows of about this "

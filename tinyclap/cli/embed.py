@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from tinyclap.cli import torch_device
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -28,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text", nargs="+", default=[], metavar="PROMPT", help="prompts to embed")
     p.add_argument("--out", type=Path, help="save embeddings here (.npy or .npz) instead of printing them")
     p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", type=torch_device, default="cpu", help="torch device (default cpu)")
     p.set_defaults(func=run)
 
 

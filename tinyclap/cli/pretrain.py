@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tinyclap.cli import positive_number
+from tinyclap.cli import positive_number, torch_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="torch device or auto (default)")
+    p.add_argument("--device", type=torch_device, help="torch device or auto (default)")
     p.add_argument("--num-workers", type=int, help="DataLoader workers reading audio")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

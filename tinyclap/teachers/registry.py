@@ -61,10 +61,30 @@ def load_teacher(name_or_path: str | Path, device: str = "cpu", **options: Any) 
     :class:`~tinyclap.errors.MissingWeightsError` saying what to download.
     """
     quiet = bool(options.pop("quiet", False))
+    _check_common_options(device, options)
     teacher = _dispatch(str(name_or_path), device, options)
     if not quiet:
         print(f"tinyclap: teacher {teacher.name}: {teacher.licence}", file=sys.stderr)
     return teacher
+
+
+def _check_common_options(device: Any, options: dict[str, Any]) -> None:
+    """``batch_size`` and ``device`` as the user gave them (``--teacher-opt batch_size=abc``), named when wrong."""
+    import torch
+
+    if "batch_size" in options:
+        value = options["batch_size"]
+        try:
+            number = int(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or number < 1:
+            raise UnknownTeacherError(f"teacher option batch_size must be a positive integer, got {value!r}")
+        options["batch_size"] = number
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UnknownTeacherError(f"teacher device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
 
 
 def _dispatch(name: str, device: str, options: dict[str, Any]) -> Teacher:
