@@ -458,7 +458,7 @@ _BCAST = 4 * (1 + 3 * MAX_DIMS)
 _REDUCE = 4 * (3 + 4 * MAX_DIMS)
 _STRUCT_BYTES = {
     "tc_conv_s8_t": 4 * (22 + 4),
-    "tc_dwconv_s8_t": 4 * (21 + 4),
+    "tc_dwconv_s8_t": 4 * (21 + 6),
     "tc_fc_s8_t": 4 * (8 + 4),
     "tc_add_s8_t": _BCAST + 4 * 12,
     "tc_mul_s8_t": _BCAST + 4 * 7,
@@ -641,6 +641,7 @@ class _Gen:
         mults: np.ndarray,
         shifts: np.ndarray,
         weights: np.ndarray | None = None,
+        extra: str = "",
     ) -> None:
         w = self.t[op.inputs[1]]
         wname = (
@@ -653,7 +654,9 @@ class _Gen:
         sname = self.emit_array(f"{self.name}_op{op.index}_shift", "int32_t", shifts)
         fields = ", ".join(f".{k} = {_cint(v)}" for k, v in p.items())
         s = self.struct(
-            ctype, op, f"    {fields},\n    .filter = {wname}, .bias = {bname}, .mult = {mname}, .shift = {sname}"
+            ctype,
+            op,
+            f"    {fields},\n    .filter = {wname}, .bias = {bname}, .mult = {mname}, .shift = {sname}{extra}",
         )
         self.out.calls.append(
             f"    {fn}(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); /* op {op.index} {op.name} */"
@@ -682,7 +685,19 @@ class _Gen:
         declared = int(op.options.DepthMultiplier())
         self.need(op, declared in (0, mult), f"depth_multiplier {declared} != out_c / in_c = {mult}")
         p["depth_mult"] = mult
-        self._emit_conv(op, "tc_dwconv_s8_t", "tc_dwconv_s8", p, bias, m, s)
+        extra = ""
+        if mult == 1 and p["k_h"] == 3 and p["k_w"] == 3:
+            # interior pixels (every tap inside): in_offset * sum(w) folded into a second bias, and the
+            # weights channel-major for tc_nn.c's unrolled 3x3 path (exact integer rewrites)
+            wd = w.data.astype(np.int64).reshape(9, p["out_c"])
+            b0 = self.t[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+            raw = np.zeros(p["out_c"], np.int64) if b0 is None else b0.data.astype(np.int64).ravel()
+            inner = raw + p["in_offset"] * wd.sum(axis=0)
+            if inner.min() >= -(2**31) and inner.max() <= 2**31 - 1:
+                bi = self.emit_array(f"{self.name}_op{op.index}_bias_inner", "int32_t", inner)
+                wc = self.emit_array(f"{self.name}_op{op.index}_w_cm", "int8_t", wd.T.astype(np.int8))
+                extra = f", .bias_inner = {bi}, .filter_cm = {wc}"
+        self._emit_conv(op, "tc_dwconv_s8_t", "tc_dwconv_s8", p, bias, m, s, extra=extra)
 
     def op_fully_connected(self, op: Operator) -> None:
         x, w = self.t[op.inputs[0]], self.t[op.inputs[1]]

@@ -32,29 +32,35 @@ static inline int32_t requant(int32_t x, int32_t multiplier, int32_t shift)
     return (int32_t)result;
 }
 #else
-/* gemmlowp::SaturatingRoundingDoublingHighMul */
+/* gemmlowp's SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT (TFLM's
+   MultiplyByQuantizedMultiplier without TFLITE_SINGLE_ROUNDING), in fewer instructions, exactly:
+
+   - SRDHM(a, b) = trunc((ab + nudge) / 2^31), nudge = 2^30 if ab >= 0 else 1 - 2^30. For ab >= 0 that
+     is floor((ab + 2^30) / 2^31). For ab < 0 the sum is negative, so truncation is the ceiling:
+     ceil((ab + 1 - 2^30) / 2^31) = floor((ab + 1 - 2^30 + 2^31 - 1) / 2^31) = floor((ab + 2^30) / 2^31).
+     One expression for both signs: (ab + 2^30) >> 31 (one SMULL, an add with carry, a funnel shift).
+     Its only saturating case, a == b == INT32_MIN, cannot happen: multipliers are in [0, 2^31).
+   - RDBPOT(x, e) = (x >> e) + ((x & mask) > (mask >> 1) + (x < 0)), mask = 2^e - 1, as gemmlowp
+     writes it (no addition that could overflow).
+   tests/test_firmware_net.py compares the outputs with the tflite-micro interpreter's bit for bit. */
 static inline int32_t srdhm(int32_t a, int32_t b)
 {
-    const int overflow = (a == b) && (a == INT32_MIN);
     const int64_t ab = (int64_t)a * (int64_t)b;
-    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    const int32_t high = (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C99: truncates toward zero */
-    return overflow ? INT32_MAX : high;
+    return (int32_t)((ab + ((int64_t)1 << 30)) >> 31);
 }
 
-/* gemmlowp::RoundingDivideByPOT: round half away from zero */
 static inline int32_t rdbpot(int32_t x, int32_t exponent)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t mask = (int32_t)((1u << exponent) - 1u); /* exponent <= 31 */
     const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    const int32_t threshold = (mask >> 1) - (x >> 31); /* + 1 where x < 0 */
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
 static inline int32_t requant(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t right = left - shift; /* -shift where shift <= 0, else 0 */
     /* x * (1 << left) with the wrap-around of the C++ original, without signed overflow */
     const int32_t shifted = (int32_t)((uint32_t)x << left);
     return rdbpot(srdhm(shifted, multiplier), right);
@@ -256,7 +262,11 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
     const int32_t *const bias = p->bias;
     const int32_t *const mult = p->mult;
     const int32_t *const shift = p->shift;
+    const int32_t *const bias_inner = p->bias_inner;
+    const int8_t *const filter_cm = p->filter_cm;
     const int32_t row_stride = in_w * in_c;
+    const int fast3x3 = depth_mult == 1 && k_h == 3 && k_w == 3 && bias_inner != 0 && filter_cm != 0;
+    const int pw_dm = k_h == 1 && k_w == 1 && p->folded && pad_h == 0 && pad_w == 0 && bias != 0;
     int32_t acc[TC_DW_BLOCK];
     int32_t b, oy, ox, ic, m0, ky, kx, j;
     /* Channel-inner order (contiguous loads); TFLM sums the same products, and int32 sums are exact. */
@@ -269,7 +279,41 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
             for (ox = 0; ox < out_w; ++ox) {
                 const int32_t ix0 = ox * stride_w - pad_w;
                 int32_t kx_lo, kx_hi;
+                if (pw_dm) {
+                    /* 1x1, no padding (bias folded): out[ic * depth_mult + j] = w[..] * x[ic] + bias[..] */
+                    const int8_t *px = in_b + (iy0 * in_w + ix0) * in_c;
+                    int32_t c = 0;
+                    for (ic = 0; ic < in_c; ++ic) {
+                        const int32_t x = px[ic];
+                        for (j = 0; j < depth_mult; ++j, ++c) {
+                            const int32_t r = requant(bias[c] + (int32_t)filter[c] * x, mult[c], shift[c]) + out_offset;
+                            out[c] = (int8_t)clamp_i32(r, act_min, act_max);
+                        }
+                    }
+                    out += out_c;
+                    continue;
+                }
                 tap_range(ix0, dil_w, k_w, in_w, &kx_lo, &kx_hi);
+                if (fast3x3 && ky_lo == 0 && ky_hi == 3 && kx_lo == 0 && kx_hi == 3) {
+                    /* every tap inside: in_offset * sum(w) is in bias_inner; 3x3 taps unrolled, weights
+                       channel-major (9 bytes per channel), the same nine products per output as TFLM */
+                    const int8_t *r0 = in_b + iy0 * row_stride + ix0 * in_c;
+                    const int8_t *r1 = r0 + dil_h * row_stride;
+                    const int8_t *r2 = r1 + dil_h * row_stride;
+                    const int32_t s1 = dil_w * in_c, s2 = 2 * dil_w * in_c;
+                    const int8_t *w = filter_cm;
+                    int32_t c;
+                    for (c = 0; c < out_c; ++c, w += 9) {
+                        int32_t a = bias_inner[c];
+                        a += (int32_t)r0[c] * w[0] + (int32_t)r0[c + s1] * w[1] + (int32_t)r0[c + s2] * w[2];
+                        a += (int32_t)r1[c] * w[3] + (int32_t)r1[c + s1] * w[4] + (int32_t)r1[c + s2] * w[5];
+                        a += (int32_t)r2[c] * w[6] + (int32_t)r2[c + s1] * w[7] + (int32_t)r2[c + s2] * w[8];
+                        a = requant(a, mult[c], shift[c]) + out_offset;
+                        out[c] = (int8_t)clamp_i32(a, act_min, act_max);
+                    }
+                    out += out_c;
+                    continue;
+                }
                 for (ic = 0; ic < (depth_mult == 1 ? 1 : in_c); ++ic) {
                     /* depth_mult 1: one pass over all channels; else: input channel ic feeds depth_mult outputs */
                     const int32_t c_begin = depth_mult == 1 ? 0 : ic * depth_mult;
@@ -523,6 +567,26 @@ void tc_copy_s8(const tc_copy_t *p, int8_t pad_value, const int8_t *in, int8_t *
     int32_t i;
     if (p->fill_count > 0) {
         memset(out, (unsigned char)pad_value, (size_t)p->fill_count);
+    }
+    if (p->ndim >= 2 && p->src_strides[p->ndim - 1] == 1 && p->dst_strides[p->ndim - 1] == 1) {
+        /* innermost dimension contiguous on both sides (PAD, most TRANSPOSEs do not qualify): copy runs */
+        const int32_t run = p->dims[p->ndim - 1], outer = total / (run > 0 ? run : 1), nd = p->ndim - 1;
+        for (i = 0; i < outer && run > 0; ++i) {
+            int32_t d;
+            memcpy(out + doff, in + soff, (size_t)run);
+            for (d = nd - 1; d >= 0; --d) {
+                ++idx[d];
+                soff += p->src_strides[d];
+                doff += p->dst_strides[d];
+                if (idx[d] < p->dims[d]) {
+                    break;
+                }
+                soff -= p->src_strides[d] * p->dims[d];
+                doff -= p->dst_strides[d] * p->dims[d];
+                idx[d] = 0;
+            }
+        }
+        return;
     }
     for (i = 0; i < total; ++i) {
         int32_t d;

@@ -64,6 +64,11 @@ typedef struct {
     const int32_t *bias;
     const int32_t *mult;
     const int32_t *shift;
+    /* Optional (NULL: not used), for output pixels whose taps all fall inside the input:
+       bias_inner[c] = bias[c] + in_offset * sum of channel c's weights (exact: checked to fit int32),
+       filter_cm = the weights channel-major, [out_c][k_h][k_w]. */
+    const int32_t *bias_inner;
+    const int8_t *filter_cm;
 } tc_dwconv_s8_t;
 void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out);
 

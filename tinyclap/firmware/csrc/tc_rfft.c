@@ -39,24 +39,48 @@ static void cfft(tc_float_t *z, size_t m, size_t n, const tc_float_t *cos_tab,
     size_t len;
     size_t start;
     bit_reverse(z, m);
-    /* First stage (len 2): the twiddle is 1, so the butterfly is a sum and a
-     * difference. b * 1 - a * 0 is b exactly, so this is the general
-     * butterfly's result (up to the sign of a zero, which squaring removes). */
-    for (start = 0; start < m; start += 2) {
+    if (m < 4) {
+        /* First stage (len 2): the twiddle is 1, so the butterfly is a sum and a difference. */
+        for (start = 0; start < m; start += 2) {
+            tc_float_t *a = z + 2 * start;
+            const tc_float_t ar = a[0];
+            const tc_float_t ai = a[1];
+            const tc_float_t tr = a[2];
+            const tc_float_t ti = a[3];
+            a[0] = ar + tr;
+            a[1] = ai + ti;
+            a[2] = ar - tr;
+            a[3] = ai - ti;
+        }
+        return;
+    }
+    /* First two stages (len 2 and 4) in one pass: their twiddles are 1 and -i, so each group of
+     * four is sums and differences only (the -i is applied exactly, not through a rounded
+     * cos(pi/2) from the table). */
+    for (start = 0; start < m; start += 4) {
         tc_float_t *a = z + 2 * start;
-        const tc_float_t ar = a[0];
-        const tc_float_t ai = a[1];
-        const tc_float_t tr = a[2];
-        const tc_float_t ti = a[3];
-        a[0] = ar + tr;
-        a[1] = ai + ti;
-        a[2] = ar - tr;
-        a[3] = ai - ti;
+        const tc_float_t s0r = a[0] + a[2];
+        const tc_float_t s0i = a[1] + a[3];
+        const tc_float_t d0r = a[0] - a[2];
+        const tc_float_t d0i = a[1] - a[3];
+        const tc_float_t s1r = a[4] + a[6];
+        const tc_float_t s1i = a[5] + a[7];
+        const tc_float_t d1r = a[4] - a[6];
+        const tc_float_t d1i = a[5] - a[7];
+        /* -i * (d1r + i d1i) = d1i - i d1r */
+        a[0] = s0r + s1r;
+        a[1] = s0i + s1i;
+        a[4] = s0r - s1r;
+        a[5] = s0i - s1i;
+        a[2] = d0r + d1i;
+        a[3] = d0i - d1r;
+        a[6] = d0r - d1i;
+        a[7] = d0i + d1r;
     }
     /* Later stages: each twiddle is loaded once and applied to every group
      * (the butterflies of a stage are independent, so the order changes no
      * value). */
-    for (len = 4; len <= m; len <<= 1) {
+    for (len = 8; len <= m; len <<= 1) {
         const size_t half = len >> 1;
         const size_t stride = n / len;
         size_t q;
