@@ -1,5 +1,6 @@
 /*
- * tc_rfft.c - in-place radix-2 real FFT. See tc_rfft.h for the layout.
+ * tc_rfft.c - in-place real FFT: an n/2-point complex radix-2 FFT (stages fused in pairs) plus the
+ * split step. See tc_rfft.h for the layout.
  */
 #include "tc_rfft.h"
 
@@ -77,10 +78,55 @@ static void cfft(tc_float_t *z, size_t m, size_t n, const tc_float_t *cos_tab,
         a[6] = d0r - d1i;
         a[7] = d0i + d1r;
     }
-    /* Later stages: each twiddle is loaded once and applied to every group
-     * (the butterflies of a stage are independent, so the order changes no
-     * value). */
-    for (len = 8; len <= m; len <<= 1) {
+    /* Later stages, two at a time where two remain (len L and 2L fused: each group of four values
+     * is loaded once, both butterflies applied in registers, stored once), then a last single
+     * stage if the count is odd. Every butterfly computes what the radix-2 butterfly of its stage
+     * computes, in the same order; the one twiddle of the second stage that is W_2L^q times -i is
+     * applied as W_2L^q and an exact swap. Each twiddle pair is loaded once per q and applied to
+     * every group (the groups of a stage are independent, so the order changes no value). */
+    len = 8;
+    for (; 2 * len <= m; len <<= 2) {
+        const size_t half = len >> 1;
+        const size_t stride1 = n / len;
+        const size_t stride2 = stride1 >> 1;
+        size_t q;
+        for (q = 0; q < half; ++q) {
+            const tc_float_t w1r = cos_tab[q * stride1];
+            const tc_float_t w1i = -sin_tab[q * stride1];
+            const tc_float_t w2r = cos_tab[q * stride2];
+            const tc_float_t w2i = -sin_tab[q * stride2];
+            tc_float_t *a = z + 2 * q;
+            for (start = 0; start < m; start += 2 * len, a += 4 * len) {
+                tc_float_t *b = a + 2 * half;
+                tc_float_t *c = a + 2 * len;
+                tc_float_t *d = c + 2 * half;
+                const tc_float_t ar = a[0], ai = a[1], br = b[0], bi = b[1];
+                const tc_float_t cr = c[0], ci = c[1], dr = d[0], di = d[1];
+                /* stage len: (a, b) and (c, d), twiddle w1 */
+                const tc_float_t tr = w1r * br - w1i * bi;
+                const tc_float_t ti = w1r * bi + w1i * br;
+                const tc_float_t ur = w1r * dr - w1i * di;
+                const tc_float_t ui = w1r * di + w1i * dr;
+                const tc_float_t a1r = ar + tr, a1i = ai + ti, b1r = ar - tr, b1i = ai - ti;
+                const tc_float_t c1r = cr + ur, c1i = ci + ui, d1r = cr - ur, d1i = ci - ui;
+                /* stage 2 len: (a1, c1) with w2, (b1, d1) with w2 * (-i) */
+                const tc_float_t vr = w2r * c1r - w2i * c1i;
+                const tc_float_t vi = w2r * c1i + w2i * c1r;
+                const tc_float_t xr = w2r * d1r - w2i * d1i;
+                const tc_float_t xi = w2r * d1i + w2i * d1r;
+                /* -i (xr + i xi) = xi - i xr */
+                a[0] = a1r + vr;
+                a[1] = a1i + vi;
+                c[0] = a1r - vr;
+                c[1] = a1i - vi;
+                b[0] = b1r + xi;
+                b[1] = b1i - xr;
+                d[0] = b1r - xi;
+                d[1] = b1i + xr;
+            }
+        }
+    }
+    for (; len <= m; len <<= 1) {
         const size_t half = len >> 1;
         const size_t stride = n / len;
         size_t q;
