@@ -145,3 +145,32 @@ def test_audio_window_is_counted_as_the_int16_pcm_the_c_app_takes():
         assert parts["audio window"] == 2 * windowing.samples == 2 * (32000 if seconds is None else 64 * 160)  # 2 s clip; 64 frames
         assert parts.get("pooled sum") == (4 * TINY.embed_width if windowing.streaming else None)
         assert fit.ram.used == 7000 + 600 + parts["audio window"] + parts.get("pooled sum", 0) + 16 * 1024
+
+
+def test_target_cpu_and_the_checks_of_a_fit(tmp_path):
+    """The core the export links for (cpu, else from the description), and a deciding check with its alternatives."""
+    assert load_target("stm32h7").firmware_cpu == "cortex-m7"
+    assert load_target("cortex-m4-512k").firmware_cpu == "cortex-m4f"
+    own = tmp_path / "mine.yaml"
+    own.write_text("flash: 64KB\nram: 16KB\ncpu: cortex-m4f\n")
+    assert load_target(own).firmware_cpu == "cortex-m4f" and load_target(own).to_dict()["cpu"] == "cortex-m4f"
+    own.write_text("flash: 64KB\nram: 16KB\ncpu: cortex-m33\n")
+    with pytest.raises(TargetError, match="cpu must be one of cortex-m7, cortex-m4f"):
+        load_target(own)
+    m4 = load_target("cortex-m4-512k")
+    linked = check_fit(m4, {"image .text": 300 * 1024}, {"image .bss": 120 * 1024}, runtime="c", figures="linked",
+                       details={"cpu": "cortex-m4f"})  # fmt: skip
+    tflm = check_fit(m4, {"model embed": 360 * 1024}, {"arena embed": 113 * 1024}, runtime="tflm")
+    linked.alternatives = [tflm]
+    msg = linked.overflow_message()
+    assert msg == (
+        "does not fit cortex-m4-512k: RAM over by 8.00 KiB: needs RAM 136.00 KiB (image .bss 120.00 KiB + "
+        "reserved 16.00 KiB) of 128.00 KiB (plain C runtime, as linked)"
+    )
+    d = linked.to_dict()
+    assert (d["runtime"], d["figures"], d["fits"], d["message"]) == ("c", "linked", False, msg)
+    assert [(c["runtime"], c["figures"], c["fits"]) for c in d["checks"]] == [("c", "linked", False), ("tflm", "estimate", False)]
+    assert d["checks"][0]["cpu"] == "cortex-m4f"
+    assert d["checks"][1]["message"].endswith("(TFLite Micro runtime, estimated)")
+    with pytest.raises(BudgetError, match=r"RAM over by 8.00 KiB.*as linked\)$"):
+        linked.raise_if_over()

@@ -6,9 +6,11 @@ calibration (a quarter of ``calibration``, see
 against the torch fp32 student run the same way (same windows): cosine of the
 clip embeddings and zero-shot agreement with the bank. TFLite models also run
 in TensorFlow Lite Micro, which measures their arena and must give the same
-int8 outputs as LiteRT. With a target, the device fit (flash: models + bank +
-labels + front-end tables; RAM: TFLM arenas + the audio window buffer) is
-checked last; an overflow raises :class:`~tinyclap.errors.BudgetError` after
+int8 outputs as LiteRT. With a target, the plain C firmware bundle is written
+(``OUT/firmware``), linked where arm-none-eabi-gcc is installed, and the device
+fit is decided by that image as the linker placed it (else by the plain C
+estimate), with the TFLite Micro estimate kept beside it (docs/export.md);
+an overflow raises :class:`~tinyclap.errors.BudgetError` after
 ``report.json`` and every file are written.
 
 Output folder (``W`` = ``features`` + ``head`` with a streaming window, else ``embed``)::
@@ -18,10 +20,13 @@ Output folder (``W`` = ``features`` + ``head`` with a streaming window, else ``e
     OUT/W.int8.onnx            static QDQ int8 (per-channel weights)
     OUT/W.int8.tflite          int8 in/out; input = log-mel mapped by the folded bn0 (report: mel_affine)
     OUT/c/                     tinyclap_model.c/.h + front-end tables (tinyclap.export.mcu)
+    OUT/firmware/              --target: the firmware bundle (tinyclap.firmware.bundle), build/<cpu>/ once linked
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -149,6 +154,7 @@ def export_student(
     window_seconds: float | None = None,
     max_clips: int = 32,
     tflm_inputs: int = 8,
+    link: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export ``student`` (an AudioStudent or a checkpoint path) with ``bank`` (PromptBank or ``.npz`` path).
@@ -159,7 +165,10 @@ def export_student(
     (``features`` + ``head`` models; see :mod:`tinyclap.export.streaming`).
     ``target`` (a name such as ``"stm32h7"`` or a YAML path) checks the device
     fit and implies ``tflite-int8`` and ``c``. ``tflm_inputs`` inputs per model
-    are run in TFLM and compared with LiteRT. See the module docstring for the files.
+    are run in TFLM and compared with LiteRT. ``link``: link the firmware image
+    during the export and decide the fit from the ELF (None: when
+    ``arm-none-eabi-gcc`` and ``make`` are on PATH; False: the plain C estimate
+    decides). See the module docstring for the files.
     """
     from tinyclap.bank import PromptBank
     from tinyclap.students import load_student
@@ -310,11 +319,18 @@ def export_student(
     if "c" in fmts:
         _export_c(result, report, bank, windowing, scale, shift, device_out, reference, say)
     if tgt is not None:
-        result.fit = _fit(tgt, report, bank, windowing, student, macs)
+        tflm_fit = _fit(tgt, report, bank, windowing, student, macs)
+        report.update(target=tflm_fit.to_dict())  # replaced below once the firmware exists
+        bundle = _export_firmware(result, report, tgt, say)  # OUT/firmware/: sources, network as C, Makefile, ld
+        result.fit = _decide_fit(tgt, report, bank, windowing, macs, tflm_fit, bundle, link, say)
         report.update(target=result.fit.to_dict())
+        if bundle is not None:
+            from tinyclap.firmware.bundle import update_manifest
+
+            estimate = _parts(result.fit, "c", "estimate")
+            update_manifest(bundle, report_estimate=estimate, report_fit=report.data["target"])
         if result.fit.fits:  # an overflow is said once, by the BudgetError below
-            say(result.fit.to_dict()["message"])
-        _export_firmware(result, report, tgt, say)  # OUT/firmware/: sources, network as C, Makefile, linker script
+            say(result.fit.message())
     result.report = report.data
     if result.fit is not None:
         result.fit.raise_if_over()  # after everything is written: nothing is lost
@@ -508,7 +524,7 @@ def _export_c(
     say(f"c: wrote {len(files.files)} files to {files.out_dir}")
 
 
-def _export_firmware(result: ExportResult, report: ExportReport, tgt: Target, say: Callable[[str], None]) -> None:
+def _export_firmware(result: ExportResult, report: ExportReport, tgt: Target, say: Callable[[str], None]) -> Any:
     """Write OUT/firmware/ (tinyclap.firmware.bundle); a network the C generator refuses is reported, not fatal."""
     from tinyclap.firmware.bundle import write_bundle
 
@@ -517,10 +533,11 @@ def _export_firmware(result: ExportResult, report: ExportReport, tgt: Target, sa
     except TinyClapError as err:
         report.update(firmware={"error": str(err)})
         say(f"firmware: not written: {err}")
-        return
+        return None
     result.files["firmware"] = sorted(p for p in bundle.dir.rglob("*") if p.is_file())
     report.update(firmware={"dir": str(bundle.dir), "arena_bytes": bundle.arena_bytes, "models": bundle.models})
     say(f"firmware: wrote {bundle.dir} (make cortex-m7, or tinyclap firmware build {bundle.dir})")
+    return bundle
 
 
 def _quant(info: dict[str, Any]) -> Any:
@@ -561,11 +578,13 @@ def _macs(student: nn.Module, windowing: Windowing) -> dict[str, Any]:
 def _fit(
     tgt: Target, report: ExportReport, bank: Any, windowing: Windowing, student: nn.Module, macs: dict[str, Any]
 ) -> FitReport:
-    """Flash: int8 models + int8 bank + label strings + front-end tables. RAM: TFLM arenas + buffers.
+    """The TFLite Micro runtime (the alternative, main_tflm.cc), estimated.
 
-    The buffers are the audio window as int16 PCM (what ``tc_app_push_window``
-    in tinyclap/firmware/csrc/tc_app.h takes; the C front end converts to float only
-    inside its n_fft work buffer) and, when streaming, the float32 pooled sum.
+    Flash: int8 models + int8 bank + label strings + front-end tables. RAM:
+    TFLM arenas + the audio window as int16 PCM (what ``tc_app_push_window``
+    takes; the C front end converts to float only inside its n_fft work buffer)
+    and, when streaming, the float32 pooled sum. The reserves hold the TFLM
+    runtime and kernels (flash) and the stack, drivers and DMA buffers (RAM).
     """
     models = report.data["formats"]["tflite-int8"]["models"]
     flash = {f"model {n}": e["bytes"] for n, e in models.items()}
@@ -578,7 +597,143 @@ def _fit(
     ram["audio window"] = 2 * windowing.samples
     if windowing.streaming:
         ram["pooled sum"] = 4 * int(student.embed_width)
-    return check_fit(tgt, flash, ram, macs_per_second=macs["per_second"])
+    return check_fit(tgt, flash, ram, macs_per_second=macs["per_second"], runtime="tflm")
+
+
+# The plain C firmware's code, estimated before linking (measured, arm-none-eabi-gcc 12.2 -O2, the emulator
+# image of tests/test_firmware_qemu.py and of mcu_cortex_m4: 14.4-15.3 KB of .text, .isr_vector and .data
+# outside the network's constants and the model tables, Cortex-M7 and M4F alike). The kernels (tc_nn.c,
+# 6.6 KB), front end, classifier, app loop, startup, main_qemu.c and the libc/libm pieces they pull in.
+C_RUNTIME_CODE_BYTES = 24 * 1024
+C_CODE_PER_OP_BYTES = 48  # the generated invoke function: one kernel call per op (measured 31 B an op)
+# RAM the runtime holds besides the buffers counted by name: newlib's reentrancy struct (1,064 B), the
+# emulator image's I/O buffers (g_chunk, g_line, g_cmdline), the app's counters. Measured 2.1-2.2 KB.
+C_RUNTIME_DATA_BYTES = 4 * 1024
+
+
+def _fit_c(
+    tgt: Target, report: ExportReport, bank: Any, windowing: Windowing, bundle: Any, macs: dict[str, Any]
+) -> FitReport:
+    """The plain C firmware of OUT/firmware (what ships by default), estimated before linking.
+
+    Flash: the generated networks' constants (``NetFiles.weights_bytes``: weights,
+    biases, multipliers, op parameter structs) + code (runtime and one call per op)
+    + int8 bank + labels (strings and pointers) + front-end tables + the folded
+    bn0 + reserve. RAM: the one C arena (``TC_NET_ARENA_BYTES``) + the int8
+    network input + outputs and the float32 accumulator + the 2 x n_fft sample
+    ring of ``tc_app_push_samples`` + one int16 frame + the front end's n_fft
+    float32 work buffer + the stack of the linker script + runtime data + reserve.
+    """
+    nets = bundle.manifest["networks"]
+    audio = windowing.audio_config
+    n_fft, n_mels = int(audio.n_fft), int(audio.n_mels)
+    flash = {f"network {n} constants": int(e["weights_bytes"]) for n, e in nets.items()}
+    ops = sum(int(e.get("op_count", len(e["ops"]))) for e in nets.values())
+    flash["network code"] = C_CODE_PER_OP_BYTES * ops
+    flash["runtime code"] = C_RUNTIME_CODE_BYTES
+    flash["bank"] = int(bank.num_classes * bank.dim)
+    flash["labels"] = sum(len(s.encode()) + 1 + 4 for s in bank.labels)  # strings + the pointer table
+    flash["front-end tables"] = report.data["formats"]["c"]["frontend_table_bytes"]
+    flash["input affine"] = 2 * 4 * n_mels  # the folded bn0, float32 scale and shift per mel
+    first, last = nets[bundle.models[0]], nets[bundle.models[-1]]
+    acc = int(first["output_elems"] if len(nets) > 1 else last["output_elems"])
+    ram = {
+        "arena (C)": int(bundle.arena_bytes),
+        "network input": int(first["input_elems"]),
+        "network output + sum": acc * (1 + 4) + (acc if len(nets) > 1 else 0),  # int8 out (+ pooled), float32 sum
+        "sample ring": 2 * 2 * n_fft,  # int16, 2 x n_fft samples (tc_app_push_samples)
+        "frame": 2 * n_fft,
+        "front-end work buffer": 4 * n_fft,  # tc_logmel_t, float32
+        "stack": int(bundle.stack_bytes),
+        "runtime data": C_RUNTIME_DATA_BYTES,
+    }
+    return check_fit(tgt, flash, ram, macs_per_second=macs["per_second"], runtime="c")
+
+
+def _link_fit(tgt: Target, bundle: Any, macs: dict[str, Any], say: Callable[[str], None]) -> FitReport | None:
+    """Link the bundle's image (``make <cpu>`` in OUT/firmware) and read flash and RAM from the ELF.
+
+    The linker script's regions are the whole budget, so the image links when it
+    fits the device by itself; the fit adds the target's reserves (the rest of a
+    product's firmware: HAL, drivers, DMA buffers, the application) to the
+    sections. An image that overflows a region is linked once more in a copy
+    of the bundle whose regions are the emulated board's 4 MB, so both regions
+    are measured, not only the one ld names. None (with a line said) when the
+    build fails for another reason.
+    """
+    import time
+
+    from tinyclap.firmware.build import LinkOverflowError, build_firmware
+    from tinyclap.firmware.bundle import BOARD, FirmwareError
+    from tinyclap.firmware.elf import ElfError, read_elf_memory
+
+    cpu = tgt.firmware_cpu
+    board_flash, board_ram = (BOARD["flash_origin"], BOARD["flash_max"]), (BOARD["ram_origin"], BOARD["ram_max"])
+    details: dict[str, Any] = {"cpu": cpu}
+    start = time.perf_counter()
+    try:
+        try:
+            image = build_firmware(bundle.dir, cpu)
+            elf = image.path
+        except LinkOverflowError as err:
+            details["ld"] = str(err)
+            with tempfile.TemporaryDirectory(prefix="tinyclap-measure-") as tmp:
+                copy = Path(tmp) / "firmware"
+                shutil.copytree(bundle.dir, copy, ignore=shutil.ignore_patterns("build"))
+                ld = (copy / "tc_link.ld").read_text()
+                for region, length in (("FLASH", BOARD["flash_max"]), ("RAM", BOARD["ram_max"])):
+                    line = rf"(\n\s*{region}\s*\([rwx]+\)\s*:\s*ORIGIN = \w+, LENGTH = )\d+"
+                    ld = re.sub(line, rf"\g<1>{length}", ld)
+                (copy / "tc_link.ld").write_text(ld)
+                image = build_firmware(copy, cpu)
+                mem = read_elf_memory(image.path, flash=board_flash, ram=board_ram)
+            elf = None
+        if elf is not None:
+            mem = read_elf_memory(elf, flash=board_flash, ram=board_ram)
+            details["elf"] = str(elf)
+    except (FirmwareError, ElfError) as err:
+        say(f"firmware: not linked ({err}); the plain C estimate decides the fit")
+        return None
+    details["link_seconds"] = round(time.perf_counter() - start, 2)
+    details["arena_bytes"] = mem.symbols.get("g_arena")
+    flash = {f"image {k}": v for k, v in mem.flash_sections.items()}
+    ram = {f"image {k}": v for k, v in mem.ram_sections.items()}
+    return check_fit(
+        tgt, flash, ram, macs_per_second=macs["per_second"], runtime="c", figures="linked", details=details
+    )
+
+
+def _decide_fit(
+    tgt: Target,
+    report: ExportReport,
+    bank: Any,
+    windowing: Windowing,
+    macs: dict[str, Any],
+    tflm_fit: FitReport,
+    bundle: Any,
+    link: bool | None,
+    say: Callable[[str], None],
+) -> FitReport:
+    """The check that decides: the linked C image, else the C estimate, else (no firmware) the TFLM estimate."""
+    if bundle is None:
+        return tflm_fit
+    c_est = _fit_c(tgt, report, bank, windowing, bundle, macs)
+    if link is None:
+        from tinyclap.firmware.build import arm_tools_missing
+
+        link = not arm_tools_missing(qemu=False) and shutil.which("make") is not None
+    linked = _link_fit(tgt, bundle, macs, say) if link else None
+    decide = linked or c_est
+    decide.alternatives = [f for f in (c_est, tflm_fit) if f is not decide]
+    return decide
+
+
+def _parts(fit: FitReport, runtime: str, figures: str) -> dict[str, Any]:
+    """Flash and RAM parts of one of the export's checks (empty when it was not made)."""
+    for f in [fit, *fit.alternatives]:
+        if f.runtime == runtime and f.figures == figures:
+            return {"flash": dict(f.flash.parts), "ram": dict(f.ram.parts)}
+    return {}
 
 
 def _student_info(student: nn.Module, ckpt: str | None) -> dict[str, Any]:

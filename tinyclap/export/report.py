@@ -10,7 +10,16 @@ the same way, windows included):
 - ``streaming``: the torch student streamed window by window against the
   same student on whole clips (how much the windowing itself changes);
 - ``tflm``: TFLM arena bytes per model and TFLM-vs-LiteRT output equality;
-- ``target``: the device fit (:mod:`tinyclap.export.targets`).
+- ``target``: the device fit (:mod:`tinyclap.export.targets`) of the plain C
+  firmware in ``OUT/firmware``: ``checks`` lists the image as linked
+  (``runtime: "c"``, ``figures: "linked"``, sections from the ELF + reserves;
+  where arm-none-eabi-gcc is installed), the C estimate (``"c"``,
+  ``"estimate"``: network constants + code + bank + labels + front-end tables;
+  C arena + sample ring + work buffers + stack) and the TFLite Micro
+  alternative (``"tflm"``, ``"estimate"``: ``.tflite`` bytes, TFLM arenas, the
+  whole int16 window); the first decides and its ``fits``, ``flash``, ``ram``
+  and ``message`` are repeated at the top level;
+- ``firmware``: the bundle's folder, C arena and models (or why none was written).
 
 The report is rewritten atomically after every step (:func:`tinyclap.io.write_json`),
 so a failure later on (an overflow, a converter error) keeps what was done.

@@ -9,12 +9,17 @@ A target is a YAML file in ``tinyclap/configs/targets/`` (or any path)::
     reserved_flash: 256KB # firmware that is not the model: TFLM runtime and kernels, C front end, app
     reserved_ram: 64KB    # stack, heap, drivers, DMA buffers
     clock_hz: 480000000   # optional, only reported
+    cpu: cortex-m7        # optional: the core the export links the firmware for (cortex-m7 or cortex-m4f);
+                          # default from the description ("Cortex-M4" -> cortex-m4f, else cortex-m7)
 
-:func:`check_fit` adds what an export needs (measured: model bytes, TFLM
-arena bytes; computed: bank, labels, front-end tables, the audio window
-buffer) to the reserves and compares. :class:`FitReport` says, per resource,
-the parts, the total and the overflow; :meth:`FitReport.raise_if_over`
-raises :class:`~tinyclap.errors.BudgetError` naming each overflow and by how much.
+:func:`check_fit` adds what an export needs to the reserves and compares.
+:class:`FitReport` says, per resource, the parts, the total and the overflow,
+for one runtime (``"c"``: the plain C firmware of ``OUT/firmware``, ``"tflm"``:
+TensorFlow Lite Micro) and one kind of figures (``"linked"``: read from the
+linked ELF, ``"estimate"``: computed before linking); the export keeps the
+other checks beside the one that decides as :attr:`FitReport.alternatives`.
+:meth:`FitReport.raise_if_over` raises :class:`~tinyclap.errors.BudgetError`
+naming each overflow and by how much.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from typing import Any
 from tinyclap.errors import BudgetError, TinyClapError
 from tinyclap.students.scaling import format_bytes, parse_size
 
-__all__ = ["TargetError", "Target", "list_targets", "load_target", "ResourceUse", "FitReport", "check_fit"]
+__all__ = ["CPUS", "TargetError", "Target", "list_targets", "load_target", "ResourceUse", "FitReport", "check_fit"]
+
+
+CPUS = ("cortex-m7", "cortex-m4f")  # what the firmware bundle's Makefile builds
 
 
 class TargetError(TinyClapError, ValueError):
@@ -45,6 +53,15 @@ class Target:
     reserved_ram: int = 0
     description: str = ""
     clock_hz: int | None = None
+    cpu: str | None = None
+
+    @property
+    def firmware_cpu(self) -> str:
+        """The core the firmware image is linked for: ``cpu``, else from the description or name."""
+        if self.cpu:
+            return self.cpu
+        text = f"{self.description} {self.name}".lower().replace("_", "-")
+        return "cortex-m4f" if "cortex-m4" in text else "cortex-m7"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +72,7 @@ class Target:
             "reserved_flash": self.reserved_flash,
             "reserved_ram": self.reserved_ram,
             "clock_hz": self.clock_hz,
+            "cpu": self.firmware_cpu,
         }
 
 
@@ -91,10 +109,12 @@ def load_target(name_or_path: str | Path) -> Target:
         raise TargetError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(doc, dict):
         raise TargetError(f"{path}: a target is a mapping with at least flash and ram")
-    known = {"name", "description", "flash", "ram", "reserved_flash", "reserved_ram", "clock_hz"}
+    known = {"name", "description", "flash", "ram", "reserved_flash", "reserved_ram", "clock_hz", "cpu"}
     unknown = set(doc) - known
     if unknown:
         raise TargetError(f"{path}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    if doc.get("cpu") is not None and doc["cpu"] not in CPUS:
+        raise TargetError(f"{path}: cpu must be one of {', '.join(CPUS)}, got {doc['cpu']!r}")
     missing = [k for k in ("flash", "ram") if k not in doc]
     if missing:
         raise TargetError(f"{path}: missing {', '.join(missing)}")
@@ -107,6 +127,7 @@ def load_target(name_or_path: str | Path) -> Target:
             reserved_ram=parse_size(doc["reserved_ram"]) if doc.get("reserved_ram") else 0,
             description=str(doc.get("description", "")),
             clock_hz=_clock_hz(path, doc["clock_hz"]) if doc.get("clock_hz") else None,
+            cpu=doc.get("cpu"),
         )
     except (TypeError, ValueError) as err:
         raise TargetError(f"{path}: {err}") from None
@@ -147,18 +168,40 @@ class ResourceUse:
         }
 
 
+RUNTIMES = {"c": "plain C runtime", "tflm": "TFLite Micro runtime"}
+
+
 @dataclass
 class FitReport:
-    """Whether an export fits a target, with the figures behind the answer."""
+    """Whether an export fits a target, with the figures behind the answer.
+
+    ``runtime`` (``"c"`` or ``"tflm"``, None when not said) and ``figures``
+    (``"linked"`` or ``"estimate"``) say what was counted; ``details`` adds
+    what the figures came from (the ELF, the core, ld's message);
+    ``alternatives`` are the other checks of the same export, kept for the
+    report (they decide nothing).
+    """
 
     target: Target
     flash: ResourceUse
     ram: ResourceUse
     macs_per_second: int | None = None
+    runtime: str | None = None
+    figures: str = "estimate"
+    details: dict[str, Any] = field(default_factory=dict)
+    alternatives: list[FitReport] = field(default_factory=list)
 
     @property
     def fits(self) -> bool:
         return self.flash.over == 0 and self.ram.over == 0
+
+    @property
+    def label(self) -> str:
+        """``plain C runtime, as linked`` / ``TFLite Micro runtime, estimated`` ('' without a runtime)."""
+        if self.runtime is None:
+            return ""
+        how = "as linked" if self.figures == "linked" else "estimated"
+        return f"{RUNTIMES.get(self.runtime, self.runtime)}, {how}"
 
     def overflow_message(self) -> str:
         """One line naming every resource over budget and by how much ('' if it fits)."""
@@ -166,21 +209,41 @@ class FitReport:
         if not over:
             return ""
         parts = "; ".join(f"{r.name} over by {format_bytes(r.over)}: needs {r.describe()}" for r in over)
-        return f"does not fit {self.target.name}: {parts}"
+        return f"does not fit {self.target.name}: {parts}" + (f" ({self.label})" if self.label else "")
+
+    def message(self) -> str:
+        """:meth:`overflow_message`, or ``fits NAME (...)``."""
+        return self.overflow_message() or f"fits {self.target.name}" + (f" ({self.label})" if self.label else "")
 
     def raise_if_over(self) -> None:
         """Raise :class:`BudgetError` with :meth:`overflow_message` if anything overflows."""
         if not self.fits:
             raise BudgetError(self.overflow_message())
 
-    def to_dict(self) -> dict[str, Any]:
+    def check_dict(self) -> dict[str, Any]:
+        """This check alone: runtime, figures, fits, flash, RAM, message and details."""
         return {
-            "target": self.target.to_dict(),
+            "runtime": self.runtime,
+            "figures": self.figures,
             "fits": self.fits,
             "flash": self.flash.to_dict(),
             "ram": self.ram.to_dict(),
+            "message": self.message(),
+            **self.details,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The deciding check at the top level (target, fits, flash, ram, message), every check in ``checks``."""
+        return {
+            "target": self.target.to_dict(),
+            "fits": self.fits,
+            "runtime": self.runtime,
+            "figures": self.figures,
+            "flash": self.flash.to_dict(),
+            "ram": self.ram.to_dict(),
             "macs_per_second": self.macs_per_second,
-            "message": self.overflow_message() or f"fits {self.target.name}",
+            "message": self.message(),
+            "checks": [self.check_dict()] + [a.check_dict() for a in self.alternatives],
         }
 
 
@@ -189,6 +252,10 @@ def check_fit(
     flash_parts: dict[str, int],
     ram_parts: dict[str, int],
     macs_per_second: int | None = None,
+    *,
+    runtime: str | None = None,
+    figures: str = "estimate",
+    details: dict[str, Any] | None = None,
 ) -> FitReport:
     """Compare what an export needs with ``target`` (the target's reserves are added as parts)."""
     flash = dict(flash_parts)
@@ -202,4 +269,7 @@ def check_fit(
         ResourceUse("flash", target.flash_bytes, flash),
         ResourceUse("RAM", target.ram_bytes, ram),
         macs_per_second,
+        runtime,
+        figures,
+        dict(details or {}),
     )

@@ -29,7 +29,16 @@ from typing import Any
 from tinyclap.errors import TinyClapError
 from tinyclap.export.targets import Target, load_target
 
-__all__ = ["FirmwareError", "Bundle", "BOARD", "RUNTIME_SOURCES", "csrc_dir", "write_bundle", "load_bundle"]
+__all__ = [
+    "FirmwareError",
+    "Bundle",
+    "BOARD",
+    "RUNTIME_SOURCES",
+    "csrc_dir",
+    "write_bundle",
+    "load_bundle",
+    "update_manifest",
+]
 
 MANIFEST = "tinyclap_firmware.json"
 DEFAULT_STACK_BYTES = 8 * 1024
@@ -166,6 +175,7 @@ def write_bundle(
             "input_elems": int(files.input.size),
             "output_elems": int(files.output.size),
             "ops": sorted(set(files.ops)),
+            "op_count": len(files.ops),
         }
     arena = max(n["arena_bytes"] for n in nets.values())
     first = nets[models[0]]
@@ -258,5 +268,12 @@ def load_bundle(firmware_dir: str | Path) -> Bundle:
         reserved_ram=t["reserved_ram"],
         description=t["description"],
         clock_hz=t["clock_hz"],
+        cpu=t.get("cpu"),
     )
     return Bundle(d, tgt, list(m["models"]), int(m["arena_bytes"]), int(m["stack_bytes"]), m)
+
+
+def update_manifest(bundle: Bundle, **fields: Any) -> None:
+    """Set top-level fields of the bundle's manifest (the export adds its fit figures after linking)."""
+    bundle.manifest.update(fields)
+    bundle.manifest_path.write_text(json.dumps(bundle.manifest, indent=2) + "\n")

@@ -95,8 +95,13 @@ def write_report_md(out: Path, record: dict[str, Any]) -> Path:
     if export:
         fit = export.get("target") or {}
         flash, ram = fit.get("flash", {}), fit.get("ram", {})
-        arena = sum(v for k, v in ram.get("parts", {}).items() if k.startswith("arena"))
-        model = sum(v for k, v in flash.get("parts", {}).items() if k.startswith("model"))
+        # The fit is the plain C firmware's (linked or estimated); the TFLM estimate sits beside it in checks.
+        tflm = next((c for c in fit.get("checks", []) if c.get("runtime") == "tflm"), fit)
+        arena = sum(v for k, v in tflm.get("ram", {}).get("parts", {}).items() if k.startswith("arena"))
+        model = sum(v for k, v in tflm.get("flash", {}).get("parts", {}).items() if k.startswith("model"))
+        how = "TFLM estimate"
+        if fit.get("runtime") == "c":
+            how = "plain C image as linked" if fit.get("figures") == "linked" else "plain C firmware, estimated"
         formats = export.get("formats", {})
         lines += [
             "| figure | value |", "|---|---|",
@@ -106,10 +111,10 @@ def write_report_md(out: Path, record: dict[str, Any]) -> Path:
             f"(before {_num(prune.get('params_before'))}) |",
             f"| kept latent dims | {prune.get('k', '–')} of {teacher.get('dim', '–')} |",
             f"| int8 model file | {_bytes(model or None)} |",
-            f"| flash used (model + bank + labels + front-end tables + firmware reserve) | "
+            f"| flash used ({how} + firmware reserve) | "
             f"{_bytes(flash.get('used'))} of {_bytes(flash.get('budget'))} |",
             f"| TFLM arena (measured by TFLite Micro) | {_bytes(arena or None)} |",
-            f"| RAM used (arena + audio window + firmware reserve) | "
+            f"| RAM used ({how} + firmware reserve) | "
             f"{_bytes(ram.get('used'))} of {_bytes(ram.get('budget'))} |",
             f"| MACs per second of audio | {_num(fit.get('macs_per_second') or export.get('macs', {}).get('per_second'))} |",
         ]
