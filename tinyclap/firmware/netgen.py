@@ -121,6 +121,21 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
     return int(q_fixed), int(shift)
 
 
+def _requant_np(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    """TFLM's ``MultiplyByQuantizedMultiplier`` (double rounding, as tc_nn.c's ``requant``) on int64 arrays."""
+    x = np.asarray(x, np.int64)
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = ((x << left) + 2**31) % 2**32 - 2**31  # the int32 wrap-around of x * 2^left
+    ab = shifted * int(multiplier)
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    s = ab + nudge
+    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C's truncating division by 2^31
+    mask = (1 << right) - 1
+    remainder = high & mask
+    threshold = (mask >> 1) + (high < 0)
+    return (high >> right) + (remainder > threshold)
+
+
 def _f32(x: float) -> np.float32:
     return np.float32(x)
 
@@ -382,7 +397,7 @@ def _contig_strides(shape: Sequence[int]) -> list[int]:
 
 
 def _interleave4(w: np.ndarray) -> np.ndarray:
-    """Pointwise weights ``(out_c, in_c)`` in the layout of tc_nn.c's ``dot4i_s8``.
+    """Pointwise (and fully connected) weights ``(out_c, in_c)`` in the layout of tc_nn.c's ``dot4i_s8``.
 
     Rows in blocks of four: for each 4-byte word of a row, the word of row 0,
     1, 2 and 3; then the four rows' last ``in_c % 4`` bytes, row after row.
@@ -458,9 +473,9 @@ _BCAST = 4 * (1 + 3 * MAX_DIMS)
 _REDUCE = 4 * (3 + 4 * MAX_DIMS)
 _STRUCT_BYTES = {
     "tc_conv_s8_t": 4 * (22 + 4),
-    "tc_dwconv_s8_t": 4 * (21 + 6),
-    "tc_fc_s8_t": 4 * (8 + 4),
-    "tc_add_s8_t": _BCAST + 4 * 12,
+    "tc_dwconv_s8_t": 4 * (21 + 7),
+    "tc_fc_s8_t": 4 * (9 + 4),
+    "tc_add_s8_t": _BCAST + 4 * 14,
     "tc_mul_s8_t": _BCAST + 4 * 7,
     "tc_binary_f32_t": _BCAST + 4 * 4,
     "tc_reduce_t": _REDUCE,
@@ -686,6 +701,24 @@ class _Gen:
         self.need(op, declared in (0, mult), f"depth_multiplier {declared} != out_c / in_c = {mult}")
         p["depth_mult"] = mult
         extra = ""
+        pixels = p["batches"] * p["out_h"] * p["out_w"]
+        if p["k_h"] == 1 and p["k_w"] == 1 and p["folded"] and bias is not None and pixels > 256 and p["out_c"] <= 256:
+            # 1x1 depthwise: each output is a function of one int8 input value, so the whole op is a
+            # table of 256 int8 per output channel, computed here with the kernel's exact arithmetic
+            # (bias + w * x, requantised, offset, clamped), in flash
+            xs = np.arange(-128, 128, dtype=np.int64)
+            wd = w.data.astype(np.int64).reshape(p["out_c"])
+            lut = np.stack(
+                [
+                    np.clip(
+                        _requant_np(int(bias[c]) + int(wd[c]) * xs, int(m[c]), int(s[c])) + p["out_offset"],
+                        p["act_min"],
+                        p["act_max"],
+                    )
+                    for c in range(p["out_c"])
+                ]
+            ).astype(np.int8)
+            extra += f", .lut = {self.emit_array(f'{self.name}_op{op.index}_lut', 'int8_t', lut)}"
         if mult == 1 and p["k_h"] == 3 and p["k_w"] == 3:
             # interior pixels (every tap inside): in_offset * sum(w) folded into a second bias, and the
             # weights channel-major for tc_nn.c's unrolled 3x3 path (exact integer rewrites)
@@ -720,7 +753,12 @@ class _Gen:
         folded_bias = bias + (-x.zp) * w.data.astype(np.int64).sum(axis=1)
         folded = bool(folded_bias.min() >= -(2**31) and folded_bias.max() <= 2**31 - 1)
         bias_out = folded_bias if folded else (bias if b is not None else None)
-        wname = self.const_array(w)
+        interleaved = folded and n_out >= 4
+        wname = (
+            self.emit_array(f"{self.name}_op{op.index}_w", "int8_t", _interleave4(w.data.reshape(n_out, k)))
+            if interleaved
+            else self.const_array(w)
+        )
         bname = self.emit_array(f"{self.name}_op{op.index}_bias", "int32_t", bias_out) if bias_out is not None else "0"
         mname = self.emit_array(f"{self.name}_op{op.index}_mult", "int32_t", np.asarray(mults))
         sname = self.emit_array(f"{self.name}_op{op.index}_shift", "int32_t", np.asarray(shifts))
@@ -733,6 +771,7 @@ class _Gen:
             act_min=act_min,
             act_max=act_max,
             folded=int(folded),
+            interleaved=int(interleaved),
         )
         fields = ", ".join(f".{kk} = {_cint(v)}" for kk, v in p.items())
         s = self.struct(
@@ -801,13 +840,23 @@ class _Gen:
         for s in (s1, s2, so):
             self.need(op, s <= 0, "an ADD multiplier is not smaller than one")
         lo, hi = _act_range_q(act, y.scale, y.zp, op.name)
+        luts = ""
+        if y.size > 256 and a.size == b.size == y.size:
+            # each input's rescaling is a function of one int8 value: two 256-entry int32 tables (flash)
+            # computed with the kernel's exact arithmetic replace two of the three requantisations
+            vs = np.arange(-128, 128, dtype=np.int64)
+            t1 = _requant_np((vs - a.zp) << left_shift, m1, s1)
+            t2 = _requant_np((vs - b.zp) << left_shift, m2, s2)
+            n1 = self.emit_array(f"{self.name}_op{op.index}_lut1", "int32_t", t1)
+            n2 = self.emit_array(f"{self.name}_op{op.index}_lut2", "int32_t", t2)
+            luts = f", .lut1 = {n1}, .lut2 = {n2}"
         s = self.struct(
             "tc_add_s8_t",
             op,
             f"    {self.bcast(op)},\n    .in1_offset = {-a.zp}, .in2_offset = {-b.zp}, "
             f".left_shift = {left_shift}, .in1_mult = {m1}, .in1_shift = {s1}, .in2_mult = {m2}, "
             f".in2_shift = {s2}, .out_mult = {mo}, .out_shift = {so}, .out_offset = {y.zp}, "
-            f".act_min = {lo}, .act_max = {hi}",
+            f".act_min = {lo}, .act_max = {hi}{luts}",
         )
         self.out.calls.append(
             f"    tc_add_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.inputs[1])}, "

@@ -115,10 +115,16 @@ static void tap_range(int32_t o, int32_t dil, int32_t k_n, int32_t n, int32_t *l
 #define TC_ROR8(v) ((int32_t)(((uint32_t)(v) >> 8) | ((uint32_t)(v) << 24)))
 
 /* Four dot products against one input vector, the four weight rows interleaved by netgen
-   (tc_conv_s8_t.interleaved): for each 4-byte word q of the row, row 0's word q, row 1's, row 2's,
+   (tc_conv_s8_t.interleaved, tc_fc_s8_t.interleaved): for each 4-byte word q of the row, row 0's word q, row 1's, row 2's,
    row 3's; then the four rows' last n % 4 bytes one row after another. One pointer walks the
    weights, each input word is unpacked once for four rows. acc[j] += row_j . x, exactly. */
-static void dot4i_s8(const int8_t *w, const int8_t *x, int32_t n, int32_t *acc)
+#if defined(__GNUC__) || defined(__clang__)
+#define TC_FORCE_INLINE __attribute__((always_inline)) inline
+#else
+#define TC_FORCE_INLINE inline
+#endif
+
+static TC_FORCE_INLINE void dot4i_s8(const int8_t *w, const int8_t *x, int32_t n, int32_t *acc)
 {
     const int32_t n4 = n - n % 4, r = n % 4;
     int32_t i, t, a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
@@ -269,6 +275,23 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
     const int pw_dm = k_h == 1 && k_w == 1 && p->folded && pad_h == 0 && pad_w == 0 && bias != 0;
     int32_t acc[TC_DW_BLOCK];
     int32_t b, oy, ox, ic, m0, ky, kx, j;
+    if (p->lut != 0 && pw_dm) { /* 1x1: a table lookup per output (see tc_dwconv_s8_t.lut) */
+        const int32_t pixels = batches * out_h * out_w;
+        const int8_t *const lut = p->lut;
+        int32_t px;
+        for (px = 0; px < pixels; ++px, in += in_c) {
+            const int8_t *t = lut + 128;
+            int32_t c = 0;
+            for (ic = 0; ic < in_c; ++ic) {
+                const int32_t x = in[ic];
+                for (j = 0; j < depth_mult; ++j, ++c, t += 256) {
+                    out[c] = t[x];
+                }
+            }
+            out += out_c;
+        }
+        return;
+    }
     /* Channel-inner order (contiguous loads); TFLM sums the same products, and int32 sums are exact. */
     for (b = 0; b < batches; ++b) {
         const int8_t *in_b = in + b * in_h * row_stride;
@@ -368,8 +391,22 @@ void tc_fc_s8(const tc_fc_s8_t *p, const int8_t *in, int8_t *out)
     int32_t b, n, k;
     for (b = 0; b < batches; ++b) {
         const int8_t *x = in + b * in_k;
-        for (n = 0; n < out_n; ++n) {
-            const int8_t *w = filter + n * in_k;
+        const int8_t *w = filter;
+        n = 0;
+        if (p->interleaved) { /* folded, rows in blocks of 4 interleaved as dot4i_s8 reads them */
+            for (; n + 4 <= out_n; n += 4, w += 4 * in_k) {
+                int32_t acc[4], j;
+                for (j = 0; j < 4; ++j) {
+                    acc[j] = bias[n + j];
+                }
+                dot4i_s8(w, x, in_k, acc);
+                for (j = 0; j < 4; ++j) {
+                    const int32_t r = requant(acc[j], mult[n + j], shift[n + j]) + out_offset;
+                    *out++ = (int8_t)clamp_i32(r, act_min, act_max);
+                }
+            }
+        }
+        for (; n < out_n; ++n, w += in_k) { /* plain rows: all of them, or the last out_n % 4 */
             int32_t acc = 0;
             if (folded) {
                 acc = dot_s8(w, x, in_k, acc);
@@ -420,13 +457,24 @@ void tc_add_s8(const tc_add_s8_t *p, const int8_t *a, const int8_t *b, int8_t *o
     int32_t idx[TC_NN_MAX_DIMS] = {0, 0, 0, 0, 0, 0};
     int32_t i, o1 = 0, o2 = 0;
     const int32_t total = bcast_total(&p->b);
+    const int32_t out_mult = p->out_mult, out_shift = p->out_shift, out_offset = p->out_offset;
+    const int32_t act_min = p->act_min, act_max = p->act_max;
+    if (p->lut1 != 0 && p->lut2 != 0 && p->b.ndim == 1 && p->b.stride1[0] == 1 && p->b.stride2[0] == 1) {
+        /* same shapes, each input's rescaling read from netgen's tables (see tc_add_s8_t) */
+        const int32_t *const t1 = p->lut1 + 128, *const t2 = p->lut2 + 128;
+        for (i = 0; i < total; ++i) {
+            const int32_t r = requant(t1[a[i]] + t2[b[i]], out_mult, out_shift) + out_offset;
+            out[i] = (int8_t)clamp_i32(r, act_min, act_max);
+        }
+        return;
+    }
     for (i = 0; i < total; ++i) {
         const int32_t x = (p->in1_offset + a[o1]) * (1 << p->left_shift);
         const int32_t y = (p->in2_offset + b[o2]) * (1 << p->left_shift);
         const int32_t sx = requant(x, p->in1_mult, p->in1_shift);
         const int32_t sy = requant(y, p->in2_mult, p->in2_shift);
-        const int32_t r = requant(sx + sy, p->out_mult, p->out_shift) + p->out_offset;
-        out[i] = (int8_t)clamp_i32(r, p->act_min, p->act_max);
+        const int32_t r = requant(sx + sy, out_mult, out_shift) + out_offset;
+        out[i] = (int8_t)clamp_i32(r, act_min, act_max);
         bcast_next(&p->b, idx, &o1, &o2);
     }
 }

@@ -69,6 +69,9 @@ typedef struct {
        filter_cm = the weights channel-major, [out_c][k_h][k_w]. */
     const int32_t *bias_inner;
     const int8_t *filter_cm;
+    /* Optional (NULL: not used), 1x1 without padding only: lut[c * 256 + x + 128] is output channel c's
+       int8 value for input value x, computed by netgen with this kernel's arithmetic. */
+    const int8_t *lut;
 } tc_dwconv_s8_t;
 void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out);
 
@@ -77,6 +80,7 @@ typedef struct {
     int32_t batches, in_k, out_n;
     int32_t in_offset, out_offset, act_min, act_max;
     int32_t folded;
+    int32_t interleaved; /* 1 (folded, out_n >= 4): weights laid out as tc_conv_s8_t.interleaved describes */
     const int8_t *filter;
     const int32_t *bias;
     const int32_t *mult;
@@ -98,6 +102,10 @@ typedef struct {
     int32_t in1_offset, in2_offset, left_shift;
     int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift;
     int32_t out_offset, act_min, act_max;
+    /* Optional (NULL: computed): lut1[v + 128] = input 1's rescaled value for int8 v,
+       requant((v + in1_offset) << left_shift, in1_mult, in1_shift), computed by netgen; lut2 likewise. */
+    const int32_t *lut1;
+    const int32_t *lut2;
 } tc_add_s8_t;
 void tc_add_s8(const tc_add_s8_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 

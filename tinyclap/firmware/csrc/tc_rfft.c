@@ -4,7 +4,36 @@
  */
 #include "tc_rfft.h"
 
+#include <stdint.h>
+
 /* Reorder m complex values (interleaved re, im) into bit-reversed order. */
+#if defined(__arm__) && defined(__thumb2__) && defined(__GNUC__)
+/* Cortex-M3 and later: RBIT reverses a word in one instruction, so j = rbit(i) >> (32 - log2 m). */
+static void bit_reverse(tc_float_t *z, size_t m)
+{
+    uint32_t bits = 0;
+    uint32_t i;
+    while (((size_t)1 << bits) < m) {
+        ++bits;
+    }
+    if (bits == 0) {
+        return;
+    }
+    for (i = 1; i + 1 < (uint32_t)m; ++i) {
+        uint32_t j;
+        __asm__("rbit %0, %1" : "=r"(j) : "r"(i));
+        j >>= 32u - bits;
+        if (i < j) {
+            const tc_float_t re = z[2 * i];
+            const tc_float_t im = z[2 * i + 1];
+            z[2 * i] = z[2 * j];
+            z[2 * i + 1] = z[2 * j + 1];
+            z[2 * j] = re;
+            z[2 * j + 1] = im;
+        }
+    }
+}
+#else
 static void bit_reverse(tc_float_t *z, size_t m)
 {
     size_t i;
@@ -28,6 +57,7 @@ static void bit_reverse(tc_float_t *z, size_t m)
         j |= bit;
     }
 }
+#endif
 
 /*
  * Complex radix-2 decimation-in-time FFT of m = n/2 points, in place.
