@@ -472,9 +472,9 @@ _CTYPE = {"int8": "int8_t", "float32": "float", "int32": "int32_t"}
 _BCAST = 4 * (1 + 3 * MAX_DIMS)
 _REDUCE = 4 * (3 + 4 * MAX_DIMS)
 _STRUCT_BYTES = {
-    "tc_conv_s8_t": 4 * (22 + 4),
-    "tc_dwconv_s8_t": 4 * (21 + 7),
-    "tc_fc_s8_t": 4 * (9 + 4),
+    "tc_conv_s8_t": 4 * (22 + 5),
+    "tc_dwconv_s8_t": 4 * (21 + 8),
+    "tc_fc_s8_t": 4 * (9 + 5),
     "tc_add_s8_t": _BCAST + 4 * 14,
     "tc_mul_s8_t": _BCAST + 4 * 7,
     "tc_binary_f32_t": _BCAST + 4 * 4,
@@ -493,6 +493,7 @@ class _Gen:
         self.const_bytes = 0
         self.alias: dict[int, int] = {}  # tensor -> the tensor whose storage it shares
         self.consts: dict[int, str] = {}  # constant tensor -> its C array
+        self.acc_bound: np.ndarray = np.zeros(0, np.int64)  # |accumulator| bound per channel of the last conv
 
     # ---- helpers
     def root(self, i: int) -> int:
@@ -542,6 +543,31 @@ class _Gen:
         self.const_bytes += _STRUCT_BYTES[ctype]
         self.out.decls.append(f"static const {ctype} {cname} = {{\n{body}\n}};")
         return cname
+
+    def rq_field(self, op: Operator, mults: Any, shifts: Any, bound: np.ndarray) -> str:
+        """``, .rq = <table>`` for tc_nn.c's ``requant_q``, or ``""`` where its bound does not hold.
+
+        ``bound[c]`` bounds |acc| of output channel c over every input; the table is exact only
+        where ``bound * 2^(left + 1) <= 2^30`` (see tc_nn.c), checked here for every channel.
+        """
+
+        def s32(v: int) -> int:
+            v &= 0xFFFFFFFF
+            return v - (1 << 32) if v >= 1 << 31 else v
+
+        rows = []
+        for m, sh, b in zip(np.asarray(mults).tolist(), np.asarray(shifts).tolist(), np.asarray(bound).tolist()):
+            left = max(int(sh), 0)
+            if int(b) * (1 << (left + 1)) > 1 << 30:
+                return ""
+            if int(sh) >= 0:
+                rows.append([int(m), left + 1, 0, 0, s32(1 << 31), 0])
+            else:
+                r = -int(sh)
+                k = (1 << 30) + (1 << (30 + r))
+                rows.append([int(m), 0, r - 1, s32(1 << 31), s32(k), s32(k >> 32)])
+        name = self.emit_array(f"{self.name}_op{op.index}_rq", "int32_t", np.asarray(rows, np.int64))
+        return f", .rq = {name}"
 
     def need(self, op: Operator, cond: bool, why: str) -> None:
         if not cond:
@@ -644,6 +670,10 @@ class _Gen:
             folded=int(folded),
         )
         has_bias = b is not None or folded
+        raw = np.zeros(oc, np.int64) if b is None else b.data.astype(np.int64).ravel()
+        wabs = np.abs(wdata).reshape(-1, oc).sum(axis=0) if depthwise else np.abs(wdata).reshape(oc, -1).sum(axis=1)
+        # every kernel path's accumulator is exactly TFLM's, bias + sum w * (x - zp), |x - zp| <= 128 + |zp|
+        self.acc_bound = np.abs(raw) + (128 + abs(x.zp)) * wabs
         return p, (bias if has_bias else None), np.asarray(mults), np.asarray(shifts)  # type: ignore[return-value]
 
     def _emit_conv(
@@ -689,7 +719,8 @@ class _Gen:
         pointwise = p["folded"] and p["k_h"] == 1 and p["k_w"] == 1 and p["filter_in_c"] == p["in_c"]
         p["interleaved"] = int(bool(pointwise) and p["out_c"] >= 4)
         weights = _interleave4(w.data.reshape(p["out_c"], p["in_c"])) if p["interleaved"] else None
-        self._emit_conv(op, "tc_conv_s8_t", "tc_conv_s8", p, bias, m, s, weights)
+        rq = self.rq_field(op, m, s, self.acc_bound)
+        self._emit_conv(op, "tc_conv_s8_t", "tc_conv_s8", p, bias, m, s, weights, extra=rq)
 
     def op_depthwise_conv_2d(self, op: Operator) -> None:
         p, bias, m, s = self._conv_common(op, depthwise=True)
@@ -730,6 +761,7 @@ class _Gen:
                 bi = self.emit_array(f"{self.name}_op{op.index}_bias_inner", "int32_t", inner)
                 wc = self.emit_array(f"{self.name}_op{op.index}_w_cm", "int8_t", wd.T.astype(np.int8))
                 extra = f", .bias_inner = {bi}, .filter_cm = {wc}"
+        extra += self.rq_field(op, m, s, self.acc_bound)
         self._emit_conv(op, "tc_dwconv_s8_t", "tc_dwconv_s8", p, bias, m, s, extra=extra)
 
     def op_fully_connected(self, op: Operator) -> None:
@@ -774,10 +806,13 @@ class _Gen:
             interleaved=int(interleaved),
         )
         fields = ", ".join(f".{kk} = {_cint(v)}" for kk, v in p.items())
+        wabs = np.abs(w.data.astype(np.int64)).sum(axis=1)
+        bound = np.abs(bias) + (128 + abs(x.zp)) * wabs  # |bias + sum w * (x - zp)|
+        rq = self.rq_field(op, mults, shifts, bound)
         s = self.struct(
             "tc_fc_s8_t",
             op,
-            f"    {fields},\n    .filter = {wname}, .bias = {bname}, .mult = {mname}, .shift = {sname}",
+            f"    {fields},\n    .filter = {wname}, .bias = {bname}, .mult = {mname}, .shift = {sname}{rq}",
         )
         self.out.calls.append(
             f"    tc_fc_s8(&{s}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); "

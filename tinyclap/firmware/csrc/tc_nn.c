@@ -67,6 +67,36 @@ static inline int32_t requant(int32_t x, int32_t multiplier, int32_t shift)
 }
 #endif
 
+/* requant through a per-channel table q[6] = {multiplier, left, right', neg, k_lo, k_hi} that netgen
+   writes only where it has proven |x| * 2^(left + 1) <= 2^30 for every x the channel can produce.
+   With t = x' * multiplier + k - (x' < 0 ? neg : 0) (x' = x << left, k = k_hi * 2^32 + k_lo):
+   - shift < 0 (right = -shift >= 1): k = 2^30 + 2^(30 + right), neg = 2^31, right' = right - 1. Then
+     floor(t / 2^(31 + right)) is gemmlowp's RoundingDivideByPOT(SRDHM(x', m), right): SRDHM is
+     floor((x' m + 2^30) / 2^31) (see srdhm), RDBPOT(h, e) = floor((h + 2^(e-1) - (h < 0)) / 2^e), and
+     nested floors by powers of two are one floor; h < 0 exactly where x' < 0, except where
+     -2^30 <= x' m < 0, whose result is 0 either way. floor(t / 2^(31 + right)) = hi(t) >> right'.
+   - shift >= 0 (right = 0): the table's left is left + 1 (x' still fits: the bound), k = 2^31, neg = 0,
+     right' = 0: hi(t) = floor((2 x m + 2^31) / 2^32) = SRDHM(x << left, m).
+   The bound keeps t and hi(t) in range. tests/test_firmware_net.py checks the outputs against TFLM. */
+static inline int32_t requant_q(int32_t x, const int32_t *q)
+{
+    const int32_t xs = (int32_t)((uint32_t)x << q[1]);
+    const int64_t k = (int64_t)(((uint64_t)(uint32_t)q[5] << 32) | (uint64_t)(uint32_t)q[4]);
+    const uint32_t neg = (uint32_t)(xs >> 31) & (uint32_t)q[3];
+    const int64_t t = (int64_t)xs * (int64_t)q[0] + k - (int64_t)neg;
+    return (int32_t)(t >> 32) >> q[2];
+}
+
+/* netgen's tables (rq, the depthwise and ADD lookup tables) hold the default double rounding: a
+   -DTC_NN_SINGLE_ROUNDING=1 build ignores them and computes every requantisation itself. */
+#if TC_NN_SINGLE_ROUNDING
+#define TC_NN_TABLES 0
+#define TC_RQ(acc, c) ((void)rq, requant((acc), mult[c], shift[c]))
+#else
+#define TC_NN_TABLES 1
+#define TC_RQ(acc, c) (rq != 0 ? requant_q((acc), rq + 6 * (c)) : requant((acc), mult[c], shift[c]))
+#endif
+
 int32_t tc_nn_requant(int32_t x, int32_t multiplier, int32_t shift)
 {
     return requant(x, multiplier, shift);
@@ -115,8 +145,8 @@ static void tap_range(int32_t o, int32_t dil, int32_t k_n, int32_t n, int32_t *l
 #define TC_ROR8(v) ((int32_t)(((uint32_t)(v) >> 8) | ((uint32_t)(v) << 24)))
 
 /* Four dot products against one input vector, the four weight rows interleaved by netgen
-   (tc_conv_s8_t.interleaved, tc_fc_s8_t.interleaved): for each 4-byte word q of the row, row 0's word q, row 1's, row 2's,
-   row 3's; then the four rows' last n % 4 bytes one row after another. One pointer walks the
+   (tc_conv_s8_t.interleaved, tc_fc_s8_t.interleaved): for each 4-byte word q of the row, row 0's
+   word q, row 1's, row 2's, row 3's; then the four rows' last n % 4 bytes one row after another. One pointer walks the
    weights, each input word is unpacked once for four rows. acc[j] += row_j . x, exactly. */
 #if defined(__GNUC__) || defined(__clang__)
 #define TC_FORCE_INLINE __attribute__((always_inline)) inline
@@ -183,6 +213,7 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
     const int32_t *const bias = p->bias;
     const int32_t *const mult = p->mult;
     const int32_t *const shift = p->shift;
+    const int32_t *const rq = p->rq;
     const int32_t per_group = out_c / (in_c / f_c); /* filters per group */
     const int32_t kstride = k_h * k_w * f_c;
     const int pointwise = folded && k_h == 1 && k_w == 1 && f_c == in_c;
@@ -203,20 +234,22 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
                     oc = 0;
                     if (interleaved) {
                         for (; oc + 4 <= out_c; oc += 4, w += 4 * in_c) {
-                            int32_t acc[4], j;
-                            for (j = 0; j < 4; ++j) {
-                                acc[j] = bias[oc + j];
-                            }
+                            int32_t acc[4];
+                            acc[0] = bias[oc];
+                            acc[1] = bias[oc + 1];
+                            acc[2] = bias[oc + 2];
+                            acc[3] = bias[oc + 3];
                             dot4i_s8(w, px, in_c, acc);
-                            for (j = 0; j < 4; ++j) {
-                                const int32_t r = requant(acc[j], mult[oc + j], shift[oc + j]) + out_offset;
-                                *out++ = (int8_t)clamp_i32(r, act_min, act_max);
-                            }
+                            out[0] = (int8_t)clamp_i32(TC_RQ(acc[0], oc) + out_offset, act_min, act_max);
+                            out[1] = (int8_t)clamp_i32(TC_RQ(acc[1], oc + 1) + out_offset, act_min, act_max);
+                            out[2] = (int8_t)clamp_i32(TC_RQ(acc[2], oc + 2) + out_offset, act_min, act_max);
+                            out[3] = (int8_t)clamp_i32(TC_RQ(acc[3], oc + 3) + out_offset, act_min, act_max);
+                            out += 4;
                         }
                     }
                     for (; oc < out_c; ++oc, w += in_c) { /* plain rows: all of them, or the last out_c % 4 */
                         int32_t acc = dot_s8(w, px, in_c, bias[oc]);
-                        acc = requant(acc, mult[oc], shift[oc]) + out_offset;
+                        acc = TC_RQ(acc, oc) + out_offset;
                         *out++ = (int8_t)clamp_i32(acc, act_min, act_max);
                     }
                     continue;
@@ -243,7 +276,7 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
                     if (bias != 0) {
                         acc += bias[oc];
                     }
-                    acc = requant(acc, mult[oc], shift[oc]) + out_offset;
+                    acc = TC_RQ(acc, oc) + out_offset;
                     *out++ = (int8_t)clamp_i32(acc, act_min, act_max);
                 }
             }
@@ -268,6 +301,7 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
     const int32_t *const bias = p->bias;
     const int32_t *const mult = p->mult;
     const int32_t *const shift = p->shift;
+    const int32_t *const rq = p->rq;
     const int32_t *const bias_inner = p->bias_inner;
     const int8_t *const filter_cm = p->filter_cm;
     const int32_t row_stride = in_w * in_c;
@@ -275,7 +309,7 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
     const int pw_dm = k_h == 1 && k_w == 1 && p->folded && pad_h == 0 && pad_w == 0 && bias != 0;
     int32_t acc[TC_DW_BLOCK];
     int32_t b, oy, ox, ic, m0, ky, kx, j;
-    if (p->lut != 0 && pw_dm) { /* 1x1: a table lookup per output (see tc_dwconv_s8_t.lut) */
+    if (TC_NN_TABLES && p->lut != 0 && pw_dm) { /* 1x1: a table lookup per output (see tc_dwconv_s8_t.lut) */
         const int32_t pixels = batches * out_h * out_w;
         const int8_t *const lut = p->lut;
         int32_t px;
@@ -309,7 +343,7 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
                     for (ic = 0; ic < in_c; ++ic) {
                         const int32_t x = px[ic];
                         for (j = 0; j < depth_mult; ++j, ++c) {
-                            const int32_t r = requant(bias[c] + (int32_t)filter[c] * x, mult[c], shift[c]) + out_offset;
+                            const int32_t r = TC_RQ(bias[c] + (int32_t)filter[c] * x, c) + out_offset;
                             out[c] = (int8_t)clamp_i32(r, act_min, act_max);
                         }
                     }
@@ -331,7 +365,7 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
                         a += (int32_t)r0[c] * w[0] + (int32_t)r0[c + s1] * w[1] + (int32_t)r0[c + s2] * w[2];
                         a += (int32_t)r1[c] * w[3] + (int32_t)r1[c + s1] * w[4] + (int32_t)r1[c + s2] * w[5];
                         a += (int32_t)r2[c] * w[6] + (int32_t)r2[c + s1] * w[7] + (int32_t)r2[c + s2] * w[8];
-                        a = requant(a, mult[c], shift[c]) + out_offset;
+                        a = TC_RQ(a, c) + out_offset;
                         out[c] = (int8_t)clamp_i32(a, act_min, act_max);
                     }
                     out += out_c;
@@ -366,7 +400,7 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
                             }
                         }
                         for (j = 0; j < nb; ++j) {
-                            const int32_t r = requant(acc[j], mult[m0 + j], shift[m0 + j]) + out_offset;
+                            const int32_t r = TC_RQ(acc[j], m0 + j) + out_offset;
                             out[m0 + j] = (int8_t)clamp_i32(r, act_min, act_max);
                         }
                     }
@@ -388,6 +422,7 @@ void tc_fc_s8(const tc_fc_s8_t *p, const int8_t *in, int8_t *out)
     const int32_t *const bias = p->bias;
     const int32_t *const mult = p->mult;
     const int32_t *const shift = p->shift;
+    const int32_t *const rq = p->rq;
     int32_t b, n, k;
     for (b = 0; b < batches; ++b) {
         const int8_t *x = in + b * in_k;
@@ -400,10 +435,11 @@ void tc_fc_s8(const tc_fc_s8_t *p, const int8_t *in, int8_t *out)
                     acc[j] = bias[n + j];
                 }
                 dot4i_s8(w, x, in_k, acc);
-                for (j = 0; j < 4; ++j) {
-                    const int32_t r = requant(acc[j], mult[n + j], shift[n + j]) + out_offset;
-                    *out++ = (int8_t)clamp_i32(r, act_min, act_max);
-                }
+                out[0] = (int8_t)clamp_i32(TC_RQ(acc[0], n) + out_offset, act_min, act_max);
+                out[1] = (int8_t)clamp_i32(TC_RQ(acc[1], n + 1) + out_offset, act_min, act_max);
+                out[2] = (int8_t)clamp_i32(TC_RQ(acc[2], n + 2) + out_offset, act_min, act_max);
+                out[3] = (int8_t)clamp_i32(TC_RQ(acc[3], n + 3) + out_offset, act_min, act_max);
+                out += 4;
             }
         }
         for (; n < out_n; ++n, w += in_k) { /* plain rows: all of them, or the last out_n % 4 */
@@ -418,7 +454,7 @@ void tc_fc_s8(const tc_fc_s8_t *p, const int8_t *in, int8_t *out)
             if (bias != 0) {
                 acc += bias[n];
             }
-            acc = requant(acc, mult[n], shift[n]) + out_offset;
+            acc = TC_RQ(acc, n) + out_offset;
             *out++ = (int8_t)clamp_i32(acc, act_min, act_max);
         }
     }
@@ -459,7 +495,7 @@ void tc_add_s8(const tc_add_s8_t *p, const int8_t *a, const int8_t *b, int8_t *o
     const int32_t total = bcast_total(&p->b);
     const int32_t out_mult = p->out_mult, out_shift = p->out_shift, out_offset = p->out_offset;
     const int32_t act_min = p->act_min, act_max = p->act_max;
-    if (p->lut1 != 0 && p->lut2 != 0 && p->b.ndim == 1 && p->b.stride1[0] == 1 && p->b.stride2[0] == 1) {
+    if (TC_NN_TABLES && p->lut1 != 0 && p->lut2 != 0 && p->b.ndim == 1 && p->b.stride1[0] == 1 && p->b.stride2[0] == 1) {
         /* same shapes, each input's rescaling read from netgen's tables (see tc_add_s8_t) */
         const int32_t *const t1 = p->lut1 + 128, *const t2 = p->lut2 + 128;
         for (i = 0; i < total; ++i) {

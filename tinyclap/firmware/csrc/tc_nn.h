@@ -50,6 +50,7 @@ typedef struct {
     const int32_t *bias; /* may be NULL */
     const int32_t *mult;
     const int32_t *shift;
+    const int32_t *rq; /* optional per-channel requantisation table (tc_nn.c requant_q); NULL: mult/shift */
 } tc_conv_s8_t;
 void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out);
 
@@ -72,6 +73,7 @@ typedef struct {
     /* Optional (NULL: not used), 1x1 without padding only: lut[c * 256 + x + 128] is output channel c's
        int8 value for input value x, computed by netgen with this kernel's arithmetic. */
     const int8_t *lut;
+    const int32_t *rq; /* optional per-channel requantisation table (tc_nn.c requant_q); NULL: mult/shift */
 } tc_dwconv_s8_t;
 void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out);
 
@@ -85,6 +87,7 @@ typedef struct {
     const int32_t *bias;
     const int32_t *mult;
     const int32_t *shift;
+    const int32_t *rq; /* optional per-channel requantisation table (tc_nn.c requant_q); NULL: mult/shift */
 } tc_fc_s8_t;
 void tc_fc_s8(const tc_fc_s8_t *p, const int8_t *in, int8_t *out);
 
