@@ -70,6 +70,8 @@ __all__ = [
 
 ALIGN = 16
 MAX_DIMS = 6
+RQ_MIN_OUTPUTS = 64  # outputs per channel and invoke from which a layer gets a requantisation table
+LUT_MIN_PIXELS = 1024  # pixels per invoke from which a 1x1 depthwise layer becomes a lookup table
 
 SUPPORTED_OPS = (
     "ADD",
@@ -494,6 +496,7 @@ class _Gen:
         self.alias: dict[int, int] = {}  # tensor -> the tensor whose storage it shares
         self.consts: dict[int, str] = {}  # constant tensor -> its C array
         self.acc_bound: np.ndarray = np.zeros(0, np.int64)  # |accumulator| bound per channel of the last conv
+        self.interleaved: dict[int, str] = {}  # fully connected weight tensor -> its interleaved C array
 
     # ---- helpers
     def root(self, i: int) -> int:
@@ -544,12 +547,16 @@ class _Gen:
         self.out.decls.append(f"static const {ctype} {cname} = {{\n{body}\n}};")
         return cname
 
-    def rq_field(self, op: Operator, mults: Any, shifts: Any, bound: np.ndarray) -> str:
+    def rq_field(self, op: Operator, mults: Any, shifts: Any, bound: np.ndarray, per_channel: int) -> str:
         """``, .rq = <table>`` for tc_nn.c's ``requant_q``, or ``""`` where its bound does not hold.
 
         ``bound[c]`` bounds |acc| of output channel c over every input; the table is exact only
-        where ``bound * 2^(left + 1) <= 2^30`` (see tc_nn.c), checked here for every channel.
+        where ``bound * 2^(left + 1) <= 2^30`` (see tc_nn.c), checked here for every channel. The
+        table costs 24 B of flash per channel and saves a few instructions per output: written only
+        where each channel has at least ``RQ_MIN_OUTPUTS`` outputs per invoke (``per_channel``).
         """
+        if per_channel < RQ_MIN_OUTPUTS:
+            return ""
 
         def s32(v: int) -> int:
             v &= 0xFFFFFFFF
@@ -719,7 +726,7 @@ class _Gen:
         pointwise = p["folded"] and p["k_h"] == 1 and p["k_w"] == 1 and p["filter_in_c"] == p["in_c"]
         p["interleaved"] = int(bool(pointwise) and p["out_c"] >= 4)
         weights = _interleave4(w.data.reshape(p["out_c"], p["in_c"])) if p["interleaved"] else None
-        rq = self.rq_field(op, m, s, self.acc_bound)
+        rq = self.rq_field(op, m, s, self.acc_bound, p["batches"] * p["out_h"] * p["out_w"])
         self._emit_conv(op, "tc_conv_s8_t", "tc_conv_s8", p, bias, m, s, weights, extra=rq)
 
     def op_depthwise_conv_2d(self, op: Operator) -> None:
@@ -733,7 +740,7 @@ class _Gen:
         p["depth_mult"] = mult
         extra = ""
         pixels = p["batches"] * p["out_h"] * p["out_w"]
-        if p["k_h"] == 1 and p["k_w"] == 1 and p["folded"] and bias is not None and pixels > 256 and p["out_c"] <= 256:
+        if p["k_h"] == 1 and p["k_w"] == 1 and p["folded"] and bias is not None and pixels >= LUT_MIN_PIXELS and p["out_c"] <= 256:
             # 1x1 depthwise: each output is a function of one int8 input value, so the whole op is a
             # table of 256 int8 per output channel, computed here with the kernel's exact arithmetic
             # (bias + w * x, requantised, offset, clamped), in flash
@@ -761,7 +768,7 @@ class _Gen:
                 bi = self.emit_array(f"{self.name}_op{op.index}_bias_inner", "int32_t", inner)
                 wc = self.emit_array(f"{self.name}_op{op.index}_w_cm", "int8_t", wd.T.astype(np.int8))
                 extra = f", .bias_inner = {bi}, .filter_cm = {wc}"
-        extra += self.rq_field(op, m, s, self.acc_bound)
+        extra += self.rq_field(op, m, s, self.acc_bound, pixels)
         self._emit_conv(op, "tc_dwconv_s8_t", "tc_dwconv_s8", p, bias, m, s, extra=extra)
 
     def op_fully_connected(self, op: Operator) -> None:
@@ -786,11 +793,13 @@ class _Gen:
         folded = bool(folded_bias.min() >= -(2**31) and folded_bias.max() <= 2**31 - 1)
         bias_out = folded_bias if folded else (bias if b is not None else None)
         interleaved = folded and n_out >= 4
-        wname = (
-            self.emit_array(f"{self.name}_op{op.index}_w", "int8_t", _interleave4(w.data.reshape(n_out, k)))
-            if interleaved
-            else self.const_array(w)
-        )
+        if not interleaved:
+            wname = self.const_array(w)
+        elif w.index in self.interleaved:  # a weight shared by two ops is written once
+            wname = self.interleaved[w.index]
+        else:
+            wname = self.emit_array(f"{self.name}_op{op.index}_w", "int8_t", _interleave4(w.data.reshape(n_out, k)))
+            self.interleaved[w.index] = wname
         bname = self.emit_array(f"{self.name}_op{op.index}_bias", "int32_t", bias_out) if bias_out is not None else "0"
         mname = self.emit_array(f"{self.name}_op{op.index}_mult", "int32_t", np.asarray(mults))
         sname = self.emit_array(f"{self.name}_op{op.index}_shift", "int32_t", np.asarray(shifts))
@@ -808,7 +817,7 @@ class _Gen:
         fields = ", ".join(f".{kk} = {_cint(v)}" for kk, v in p.items())
         wabs = np.abs(w.data.astype(np.int64)).sum(axis=1)
         bound = np.abs(bias) + (128 + abs(x.zp)) * wabs  # |bias + sum w * (x - zp)|
-        rq = self.rq_field(op, mults, shifts, bound)
+        rq = self.rq_field(op, mults, shifts, bound, x.size // k)
         s = self.struct(
             "tc_fc_s8_t",
             op,

@@ -360,14 +360,29 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
                     const int32_t s1 = dil_w * in_c, s2 = 2 * dil_w * in_c;
                     const int8_t *w = filter_cm;
                     int32_t c;
-                    for (c = 0; c < out_c; ++c, w += 9) {
-                        int32_t a = bias_inner[c];
-                        a += (int32_t)r0[c] * w[0] + (int32_t)r0[c + s1] * w[1] + (int32_t)r0[c + s2] * w[2];
-                        a += (int32_t)r1[c] * w[3] + (int32_t)r1[c + s1] * w[4] + (int32_t)r1[c + s2] * w[5];
-                        a += (int32_t)r2[c] * w[6] + (int32_t)r2[c + s1] * w[7] + (int32_t)r2[c + s2] * w[8];
-                        a = TC_RQ(a, c) + out_offset;
-                        out[c] = (int8_t)clamp_i32(a, act_min, act_max);
+#define TC_DW3X3_SUM(a)                                                                                      \
+    do {                                                                                                     \
+        a += (int32_t)r0[c] * w[0] + (int32_t)r0[c + s1] * w[1] + (int32_t)r0[c + s2] * w[2];                 \
+        a += (int32_t)r1[c] * w[3] + (int32_t)r1[c + s1] * w[4] + (int32_t)r1[c + s2] * w[5];                 \
+        a += (int32_t)r2[c] * w[6] + (int32_t)r2[c + s1] * w[7] + (int32_t)r2[c + s2] * w[8];                 \
+    } while (0)
+                    if (TC_NN_TABLES && rq != 0) { /* the same loop without the branch per output */
+                        const int32_t *q = rq;
+                        for (c = 0; c < out_c; ++c, w += 9, q += 6) {
+                            int32_t a = bias_inner[c];
+                            TC_DW3X3_SUM(a);
+                            a = requant_q(a, q) + out_offset;
+                            out[c] = (int8_t)clamp_i32(a, act_min, act_max);
+                        }
+                    } else {
+                        for (c = 0; c < out_c; ++c, w += 9) {
+                            int32_t a = bias_inner[c];
+                            TC_DW3X3_SUM(a);
+                            a = TC_RQ(a, c) + out_offset;
+                            out[c] = (int8_t)clamp_i32(a, act_min, act_max);
+                        }
                     }
+#undef TC_DW3X3_SUM
                     out += out_c;
                     continue;
                 }
