@@ -56,7 +56,18 @@ int tc_logmel_init(tc_logmel_t *st)
     return 0;
 }
 
-/* Power spectrum, mel sums and dB of the windowed frame already in st->buf. */
+/* log2(n_fft / 2): the index bits of the FFT's bit reversal */
+static unsigned half_bits(void)
+{
+    unsigned b = 0;
+    while (((size_t)1 << b) < TC_HALF_FFT) {
+        ++b;
+    }
+    return b;
+}
+
+/* Power spectrum, mel sums and dB of the windowed frame already in st->buf, its sample pairs in
+ * the FFT's bit-reversed order (the fillers below write them there: tc_rfft_from_bitrev). */
 static void spectrum_to_logmel(tc_logmel_t *st, float out[TC_LOGMEL_N_MELS])
 {
     tc_float_t *p = st->buf;
@@ -65,7 +76,7 @@ static void spectrum_to_logmel(tc_logmel_t *st, float out[TC_LOGMEL_N_MELS])
     tc_float_t dc;
     tc_float_t nyquist;
 
-    tc_rfft(p, TC_LOGMEL_N_FFT, tc_logmel_cos, tc_logmel_sin);
+    tc_rfft_from_bitrev(p, TC_LOGMEL_N_FFT, tc_logmel_cos, tc_logmel_sin);
 
     /* Power of bins 0..n/2 into p[0..n/2], in place: bin k reads p[2k],
      * p[2k+1] and writes p[k], so a forward sweep never overwrites a value
@@ -105,22 +116,24 @@ static void spectrum_to_logmel(tc_logmel_t *st, float out[TC_LOGMEL_N_MELS])
 
 void tc_logmel_frame(tc_logmel_t *st, const float *frame, float out[TC_LOGMEL_N_MELS])
 {
-    size_t i;
-    for (i = 0; i < TC_LOGMEL_N_FFT; ++i) {
-        st->buf[i] = (tc_float_t)frame[i] * tc_logmel_window[i];
+    const unsigned bits = half_bits();
+    size_t j;
+    for (j = 0; j < TC_HALF_FFT; ++j) {
+        const size_t r = 2 * tc_rfft_rev(j, bits);
+        st->buf[r] = (tc_float_t)frame[2 * j] * tc_logmel_window[2 * j];
+        st->buf[r + 1] = (tc_float_t)frame[2 * j + 1] * tc_logmel_window[2 * j + 1];
     }
     spectrum_to_logmel(st, out);
 }
 
 void tc_logmel_frame_i16(tc_logmel_t *st, const int16_t *frame, float out[TC_LOGMEL_N_MELS])
 {
-    size_t i;
-    /* four samples a step (N_FFT is a power of two >= 4): the same products, less loop overhead */
-    for (i = 0; i < TC_LOGMEL_N_FFT; i += 4) {
-        st->buf[i] = ((tc_float_t)frame[i] * TC_I16_SCALE) * tc_logmel_window[i];
-        st->buf[i + 1] = ((tc_float_t)frame[i + 1] * TC_I16_SCALE) * tc_logmel_window[i + 1];
-        st->buf[i + 2] = ((tc_float_t)frame[i + 2] * TC_I16_SCALE) * tc_logmel_window[i + 2];
-        st->buf[i + 3] = ((tc_float_t)frame[i + 3] * TC_I16_SCALE) * tc_logmel_window[i + 3];
+    const unsigned bits = half_bits();
+    size_t j;
+    for (j = 0; j < TC_HALF_FFT; ++j) {
+        const size_t r = 2 * tc_rfft_rev(j, bits);
+        st->buf[r] = ((tc_float_t)frame[2 * j] * TC_I16_SCALE) * tc_logmel_window[2 * j];
+        st->buf[r + 1] = ((tc_float_t)frame[2 * j + 1] * TC_I16_SCALE) * tc_logmel_window[2 * j + 1];
     }
     spectrum_to_logmel(st, out);
 }
@@ -159,13 +172,15 @@ static int buffer_frame(tc_logmel_t *st, const float *f32, const int16_t *i16, s
                         float out[TC_LOGMEL_N_MELS])
 {
     size_t j;
+    unsigned bits;
     if (!frame_ok(n, t)) {
         return -1;
     }
+    bits = half_bits();
     for (j = 0; j < TC_LOGMEL_N_FFT; ++j) {
         const size_t i = reflect_src(n, t, j);
         const tc_float_t x = f32 ? (tc_float_t)f32[i] : (tc_float_t)i16[i] * TC_I16_SCALE;
-        st->buf[j] = x * tc_logmel_window[j];
+        st->buf[2 * tc_rfft_rev(j / 2, bits) + j % 2] = x * tc_logmel_window[j];
     }
     spectrum_to_logmel(st, out);
     return 0;

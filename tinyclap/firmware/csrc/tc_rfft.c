@@ -64,12 +64,12 @@ static void bit_reverse(tc_float_t *z, size_t m)
  * The twiddle exp(-2 pi i q / len) equals exp(-2 pi i (q * n / len) / n), so
  * the n-point tables serve every stage with stride n / len.
  */
+/* Complex FFT of m = n/2 points of z, already in bit-reversed order. */
 static void cfft(tc_float_t *z, size_t m, size_t n, const tc_float_t *cos_tab,
                  const tc_float_t *sin_tab)
 {
     size_t len;
     size_t start;
-    bit_reverse(z, m);
     if (m < 4) {
         /* First stage (len 2): the twiddle is 1, so the butterfly is a sum and a difference. */
         for (start = 0; start < m; start += 2) {
@@ -184,12 +184,18 @@ static void cfft(tc_float_t *z, size_t m, size_t n, const tc_float_t *cos_tab,
 
 void tc_rfft(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, const tc_float_t *sin_tab)
 {
+    /* z[j] = x[2j] + i x[2j+1] is already how the reals sit in memory. */
+    bit_reverse(buf, n / 2);
+    tc_rfft_from_bitrev(buf, n, cos_tab, sin_tab);
+}
+
+void tc_rfft_from_bitrev(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, const tc_float_t *sin_tab)
+{
     const size_t m = n / 2;
     size_t k;
     tc_float_t r0;
     tc_float_t i0;
 
-    /* z[j] = x[2j] + i x[2j+1] is already how the reals sit in memory. */
     cfft(buf, m, n, cos_tab, sin_tab);
 
     /* Split Z (FFT of z) into X: X[k] = E[k] + W^k O[k] with

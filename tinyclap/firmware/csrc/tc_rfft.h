@@ -45,6 +45,32 @@ typedef float tc_float_t;
  */
 void tc_rfft(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, const tc_float_t *sin_tab);
 
+/*
+ * The same transform with the input already in the order tc_rfft's first
+ * step (bit reversal) puts it in: the sample pair (x[2j], x[2j+1]) at
+ * buf[2r], buf[2r+1] with r = tc_rfft_rev(j, log2(n/2)). A caller that builds
+ * its input anyway (the front end's window loop) writes it there and saves
+ * the reordering pass; the output is bit for bit tc_rfft's.
+ */
+void tc_rfft_from_bitrev(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, const tc_float_t *sin_tab);
+
+/* j with its low `bits` bits reversed (j < 2^bits, 1 <= bits <= 31). */
+static inline size_t tc_rfft_rev(size_t j, unsigned bits)
+{
+#if defined(__arm__) && defined(__thumb2__) && defined(__GNUC__)
+    unsigned r;
+    __asm__("rbit %0, %1" : "=r"(r) : "r"((unsigned)j)); /* one instruction from Cortex-M3 on */
+    return (size_t)(r >> (32u - bits));
+#else
+    size_t r = 0;
+    unsigned b;
+    for (b = 0; b < bits; ++b) {
+        r = (r << 1) | ((j >> b) & 1u);
+    }
+    return r;
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif
