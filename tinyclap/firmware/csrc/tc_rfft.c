@@ -85,28 +85,85 @@ static void cfft(tc_float_t *z, size_t m, size_t n, const tc_float_t *cos_tab,
         }
         return;
     }
-    /* First two stages (len 2 and 4) in one pass: their twiddles are 1 and -i, so each group of
-     * four is sums and differences only (the -i is applied exactly, not through a rounded
-     * cos(pi/2) from the table). */
-    for (start = 0; start < m; start += 4) {
-        tc_float_t *a = z + 2 * start;
-        const tc_float_t s0r = a[0] + a[2];
-        const tc_float_t s0i = a[1] + a[3];
-        const tc_float_t d0r = a[0] - a[2];
-        const tc_float_t d0i = a[1] - a[3];
-        const tc_float_t s1r = a[4] + a[6];
-        const tc_float_t s1i = a[5] + a[7];
-        const tc_float_t d1r = a[4] - a[6];
-        const tc_float_t d1i = a[5] - a[7];
-        /* -i * (d1r + i d1i) = d1i - i d1r */
-        a[0] = s0r + s1r;
-        a[1] = s0i + s1i;
-        a[4] = s0r - s1r;
-        a[5] = s0i - s1i;
-        a[2] = d0r + d1i;
-        a[3] = d0i - d1r;
-        a[6] = d0r - d1i;
-        a[7] = d0i + d1r;
+    {
+        size_t stages = 0;
+        while (((size_t)1 << stages) < m) {
+            ++stages;
+        }
+        if (stages >= 3 && (stages - 2) % 2 == 1) {
+            /* An odd count of stages after the first two: the first three (len 2, 4, 8) in one
+             * pass instead, so the rest pair up. Twiddles 1, -i (exact) and, for len 8,
+             * W8 = c (1 - i) and W8^3 = -c (1 + i) with c = cos(pi/4) from the table. */
+            const tc_float_t c = cos_tab[n / 8];
+            for (start = 0; start < m; start += 8) {
+                tc_float_t *a = z + 2 * start;
+                tc_float_t v[16];
+                size_t h;
+                for (h = 0; h < 2; ++h) {
+                    const tc_float_t *g = a + 8 * h;
+                    tc_float_t *o = v + 8 * h;
+                    const tc_float_t s0r = g[0] + g[2], s0i = g[1] + g[3];
+                    const tc_float_t d0r = g[0] - g[2], d0i = g[1] - g[3];
+                    const tc_float_t s1r = g[4] + g[6], s1i = g[5] + g[7];
+                    const tc_float_t d1r = g[4] - g[6], d1i = g[5] - g[7];
+                    o[0] = s0r + s1r;
+                    o[1] = s0i + s1i;
+                    o[4] = s0r - s1r;
+                    o[5] = s0i - s1i;
+                    o[2] = d0r + d1i;
+                    o[3] = d0i - d1r;
+                    o[6] = d0r - d1i;
+                    o[7] = d0i + d1r;
+                }
+                {
+                    /* len 8: (q, q + 4), q = 0..3, twiddles 1, W8, -i, W8^3 */
+                    const tc_float_t t1r = c * (v[10] + v[11]), t1i = c * (v[11] - v[10]);
+                    const tc_float_t t3r = c * (v[15] - v[14]), t3i = -(c * (v[14] + v[15]));
+                    a[0] = v[0] + v[8];
+                    a[1] = v[1] + v[9];
+                    a[8] = v[0] - v[8];
+                    a[9] = v[1] - v[9];
+                    a[2] = v[2] + t1r;
+                    a[3] = v[3] + t1i;
+                    a[10] = v[2] - t1r;
+                    a[11] = v[3] - t1i;
+                    a[4] = v[4] + v[13];
+                    a[5] = v[5] - v[12];
+                    a[12] = v[4] - v[13];
+                    a[13] = v[5] + v[12];
+                    a[6] = v[6] + t3r;
+                    a[7] = v[7] + t3i;
+                    a[14] = v[6] - t3r;
+                    a[15] = v[7] - t3i;
+                }
+            }
+            len = 16;
+        } else {
+            /* First two stages (len 2 and 4) in one pass: their twiddles are 1 and -i, so each group of
+             * four is sums and differences only (the -i is applied exactly, not through a rounded
+             * cos(pi/2) from the table). */
+            for (start = 0; start < m; start += 4) {
+                tc_float_t *a = z + 2 * start;
+                const tc_float_t s0r = a[0] + a[2];
+                const tc_float_t s0i = a[1] + a[3];
+                const tc_float_t d0r = a[0] - a[2];
+                const tc_float_t d0i = a[1] - a[3];
+                const tc_float_t s1r = a[4] + a[6];
+                const tc_float_t s1i = a[5] + a[7];
+                const tc_float_t d1r = a[4] - a[6];
+                const tc_float_t d1i = a[5] - a[7];
+                /* -i * (d1r + i d1i) = d1i - i d1r */
+                a[0] = s0r + s1r;
+                a[1] = s0i + s1i;
+                a[4] = s0r - s1r;
+                a[5] = s0i - s1i;
+                a[2] = d0r + d1i;
+                a[3] = d0i - d1r;
+                a[6] = d0r - d1i;
+                a[7] = d0i + d1r;
+            }
+            len = 8;
+        }
     }
     /* Later stages, two at a time where two remain (len L and 2L fused: each group of four values
      * is loaded once, both butterflies applied in registers, stored once), then a last single
@@ -114,7 +171,6 @@ static void cfft(tc_float_t *z, size_t m, size_t n, const tc_float_t *cos_tab,
      * computes, in the same order; the one twiddle of the second stage that is W_2L^q times -i is
      * applied as W_2L^q and an exact swap. Each twiddle pair is loaded once per q and applied to
      * every group (the groups of a stage are independent, so the order changes no value). */
-    len = 8;
     for (; 2 * len <= m; len <<= 2) {
         const size_t half = len >> 1;
         const size_t stride1 = n / len;
