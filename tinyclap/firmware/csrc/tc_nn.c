@@ -232,6 +232,80 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
                     const int8_t *px = in_b + (iy0 * in_w + ix0) * in_c;
                     const int8_t *w = filter;
                     oc = 0;
+#if TC_NN_DSP
+                    if (interleaved && ox + 1 < out_w) {
+                        /* two pixels at once: each weight word is loaded and unpacked once for both */
+                        const int8_t *px1 = px + stride_w * in_c;
+                        const int32_t n4 = in_c - in_c % 4, r = in_c % 4;
+                        int8_t *out1 = out + out_c;
+                        for (; oc + 4 <= out_c; oc += 4, w += 4 * in_c) {
+                            int32_t a0 = bias[oc], a1 = bias[oc + 1], a2 = bias[oc + 2], a3 = bias[oc + 3];
+                            int32_t c0 = a0, c1 = a1, c2 = a2, c3 = a3, i, t;
+                            const int8_t *wp = w;
+                            for (i = 0; i < n4; i += 4, wp += 16) {
+                                int32_t xv, yv, u;
+                                memcpy(&xv, px + i, 4);
+                                memcpy(&yv, px1 + i, 4);
+                                {
+                                    const int32_t x02 = __sxtb16(xv), x13 = __sxtb16(TC_ROR8(xv));
+                                    const int32_t y02 = __sxtb16(yv), y13 = __sxtb16(TC_ROR8(yv));
+                                    int32_t u02, u13;
+                                    memcpy(&u, wp, 4);
+                                    u02 = __sxtb16(u);
+                                    u13 = __sxtb16(TC_ROR8(u));
+                                    a0 = __smlad(x13, u13, __smlad(x02, u02, a0));
+                                    c0 = __smlad(y13, u13, __smlad(y02, u02, c0));
+                                    memcpy(&u, wp + 4, 4);
+                                    u02 = __sxtb16(u);
+                                    u13 = __sxtb16(TC_ROR8(u));
+                                    a1 = __smlad(x13, u13, __smlad(x02, u02, a1));
+                                    c1 = __smlad(y13, u13, __smlad(y02, u02, c1));
+                                    memcpy(&u, wp + 8, 4);
+                                    u02 = __sxtb16(u);
+                                    u13 = __sxtb16(TC_ROR8(u));
+                                    a2 = __smlad(x13, u13, __smlad(x02, u02, a2));
+                                    c2 = __smlad(y13, u13, __smlad(y02, u02, c2));
+                                    memcpy(&u, wp + 12, 4);
+                                    u02 = __sxtb16(u);
+                                    u13 = __sxtb16(TC_ROR8(u));
+                                    a3 = __smlad(x13, u13, __smlad(x02, u02, a3));
+                                    c3 = __smlad(y13, u13, __smlad(y02, u02, c3));
+                                }
+                            }
+                            for (t = 0; t < r; ++t) {
+                                const int32_t xi = px[n4 + t], yi = px1[n4 + t];
+                                const int32_t w0 = wp[t], w1 = wp[r + t], w2 = wp[2 * r + t], w3 = wp[3 * r + t];
+                                a0 += w0 * xi;
+                                a1 += w1 * xi;
+                                a2 += w2 * xi;
+                                a3 += w3 * xi;
+                                c0 += w0 * yi;
+                                c1 += w1 * yi;
+                                c2 += w2 * yi;
+                                c3 += w3 * yi;
+                            }
+                            out[0] = (int8_t)clamp_i32(TC_RQ(a0, oc) + out_offset, act_min, act_max);
+                            out[1] = (int8_t)clamp_i32(TC_RQ(a1, oc + 1) + out_offset, act_min, act_max);
+                            out[2] = (int8_t)clamp_i32(TC_RQ(a2, oc + 2) + out_offset, act_min, act_max);
+                            out[3] = (int8_t)clamp_i32(TC_RQ(a3, oc + 3) + out_offset, act_min, act_max);
+                            out1[0] = (int8_t)clamp_i32(TC_RQ(c0, oc) + out_offset, act_min, act_max);
+                            out1[1] = (int8_t)clamp_i32(TC_RQ(c1, oc + 1) + out_offset, act_min, act_max);
+                            out1[2] = (int8_t)clamp_i32(TC_RQ(c2, oc + 2) + out_offset, act_min, act_max);
+                            out1[3] = (int8_t)clamp_i32(TC_RQ(c3, oc + 3) + out_offset, act_min, act_max);
+                            out += 4;
+                            out1 += 4;
+                        }
+                        for (; oc < out_c; ++oc, w += in_c) {
+                            int32_t acc = dot_s8(w, px, in_c, bias[oc]);
+                            int32_t acc1 = dot_s8(w, px1, in_c, bias[oc]);
+                            *out++ = (int8_t)clamp_i32(TC_RQ(acc, oc) + out_offset, act_min, act_max);
+                            *out1++ = (int8_t)clamp_i32(TC_RQ(acc1, oc) + out_offset, act_min, act_max);
+                        }
+                        out = out1; /* past the second pixel */
+                        ++ox;
+                        continue;
+                    }
+#endif
                     if (interleaved) {
                         for (; oc + 4 <= out_c; oc += 4, w += 4 * in_c) {
                             int32_t acc[4];
@@ -510,7 +584,8 @@ void tc_add_s8(const tc_add_s8_t *p, const int8_t *a, const int8_t *b, int8_t *o
     const int32_t total = bcast_total(&p->b);
     const int32_t out_mult = p->out_mult, out_shift = p->out_shift, out_offset = p->out_offset;
     const int32_t act_min = p->act_min, act_max = p->act_max;
-    if (TC_NN_TABLES && p->lut1 != 0 && p->lut2 != 0 && p->b.ndim == 1 && p->b.stride1[0] == 1 && p->b.stride2[0] == 1) {
+    if (TC_NN_TABLES && p->lut1 != 0 && p->lut2 != 0 && p->b.ndim == 1 && p->b.stride1[0] == 1 &&
+        p->b.stride2[0] == 1) {
         /* same shapes, each input's rescaling read from netgen's tables (see tc_add_s8_t) */
         const int32_t *const t1 = p->lut1 + 128, *const t2 = p->lut2 + 128;
         for (i = 0; i < total; ++i) {
