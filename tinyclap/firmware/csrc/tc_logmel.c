@@ -70,26 +70,10 @@ static unsigned half_bits(void)
  * the FFT's bit-reversed order (the fillers below write them there: tc_rfft_from_bitrev). */
 static void spectrum_to_logmel(tc_logmel_t *st, float out[TC_LOGMEL_N_MELS])
 {
-    tc_float_t *p = st->buf;
-    size_t k;
+    tc_float_t p[TC_HALF_FFT + 1]; /* the power spectrum, on the stack (2 KB in float32) */
     size_t m;
-    tc_float_t dc;
-    tc_float_t nyquist;
 
-    tc_rfft_from_bitrev(p, TC_LOGMEL_N_FFT, tc_logmel_cos, tc_logmel_sin);
-
-    /* Power of bins 0..n/2 into p[0..n/2], in place: bin k reads p[2k],
-     * p[2k+1] and writes p[k], so a forward sweep never overwrites a value
-     * it still needs (bins 0 and n/2 share p[0], p[1]: read both first). */
-    dc = p[0];
-    nyquist = p[1];
-    p[0] = dc * dc;
-    for (k = 1; k < TC_HALF_FFT; ++k) {
-        const tc_float_t re = p[2 * k];
-        const tc_float_t im = p[2 * k + 1];
-        p[k] = re * re + im * im;
-    }
-    p[TC_HALF_FFT] = nyquist * nyquist;
+    tc_rfft_power_from_bitrev(st->buf, TC_LOGMEL_N_FFT, tc_logmel_cos, tc_logmel_sin, p);
 
     /* Sparse mel filters: each is one contiguous run of bins. The terms are
      * all non-negative, so a plain running sum loses at most ~len ulps. */

@@ -283,3 +283,46 @@ void tc_rfft_from_bitrev(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, c
         buf[2 * mk + 1] = -(ei - ti);
     }
 }
+
+void tc_rfft_power_from_bitrev(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, const tc_float_t *sin_tab,
+                               tc_float_t *power)
+{
+    const size_t m = n / 2;
+    size_t k;
+    tc_float_t r0;
+    tc_float_t i0;
+
+    cfft(buf, m, n, cos_tab, sin_tab);
+
+    /* tc_rfft_from_bitrev's split, each bin squared where it is computed instead of stored */
+    r0 = buf[0];
+    i0 = buf[1];
+    {
+        const tc_float_t dc = r0 + i0;
+        const tc_float_t ny = r0 - i0;
+        power[0] = dc * dc;
+        power[m] = ny * ny;
+    }
+    for (k = 1; k <= m / 2; ++k) {
+        const size_t mk = m - k;
+        const tc_float_t a = buf[2 * k];
+        const tc_float_t b = buf[2 * k + 1];
+        const tc_float_t c = buf[2 * mk];
+        const tc_float_t d = buf[2 * mk + 1];
+        const tc_float_t half = (tc_float_t)0.5;
+        const tc_float_t er = half * (a + c);
+        const tc_float_t ei = half * (b - d);
+        const tc_float_t orr = half * (b + d);
+        const tc_float_t oi = -half * (a - c);
+        const tc_float_t wr = cos_tab[k];
+        const tc_float_t ws = sin_tab[k]; /* W^k = wr - i ws */
+        const tc_float_t tr = wr * orr + ws * oi;
+        const tc_float_t ti = wr * oi - ws * orr;
+        const tc_float_t xr = er + tr;
+        const tc_float_t xi = ei + ti;
+        const tc_float_t yr = er - tr;
+        const tc_float_t yi = -(ei - ti);
+        power[k] = xr * xr + xi * xi; /* k == m / 2: overwritten next, as tc_rfft's second store wins */
+        power[mk] = yr * yr + yi * yi;
+    }
+}

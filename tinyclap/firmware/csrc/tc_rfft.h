@@ -54,6 +54,14 @@ void tc_rfft(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, const tc_floa
  */
 void tc_rfft_from_bitrev(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, const tc_float_t *sin_tab);
 
+/*
+ * tc_rfft_from_bitrev's transform, returning the power spectrum instead:
+ * power[k] = Re X[k]^2 + Im X[k]^2 for 0 <= k <= n/2 (n/2 + 1 values, not in
+ * buf), bit for bit what squaring tc_rfft's output gives. buf is scratch.
+ */
+void tc_rfft_power_from_bitrev(tc_float_t *buf, size_t n, const tc_float_t *cos_tab, const tc_float_t *sin_tab,
+                               tc_float_t *power);
+
 /* j with its low `bits` bits reversed (j < 2^bits, 1 <= bits <= 31). */
 static inline size_t tc_rfft_rev(size_t j, unsigned bits)
 {
