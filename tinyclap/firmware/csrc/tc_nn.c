@@ -360,6 +360,60 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
 
 /* ------------------------------------------------------------------------- DEPTHWISE_CONV_2D */
 
+/* Interior pixels [0, npx) of one output row of a 3x3 depthwise convolution (depth multiplier 1),
+   channel by channel: each channel's nine weights and requantisation table are loaded once for the
+   row. x: the first pixel's top-left tap; step: input bytes between neighbouring output pixels; rs:
+   input bytes between tap rows; s1, s2: between tap columns; o: the first pixel's output. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void dw3x3_row_q(const int8_t *x, const int32_t d[4], int32_t npx, const int8_t *w,
+                        const int32_t *bias_inner, const int32_t *q, const int32_t oq[3], int32_t n, int8_t *o)
+{
+    const int32_t s1 = d[0], s2 = d[1], rs = d[2], step = d[3];
+    const int32_t out_offset = oq[0], act_min = oq[1], act_max = oq[2];
+    int32_t c;
+    for (c = 0; c < n; ++c, w += 9, q += 6) {
+        const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7];
+        const int32_t w8 = w[8], bi = bias_inner[c];
+        /* the table in locals: the int8 stores below may alias anything, so it would be reloaded */
+        const int32_t qt[6] = {q[0], q[1], q[2], q[3], q[4], q[5]};
+        const int8_t *x0 = x + c, *x1 = x + c + rs, *x2 = x + c + 2 * rs;
+        int8_t *oc = o + c;
+        int32_t i;
+        for (i = 0; i < npx; ++i, x0 += step, x1 += step, x2 += step, oc += n) {
+            int32_t a = bi;
+            a += (int32_t)x0[0] * w0 + (int32_t)x0[s1] * w1 + (int32_t)x0[s2] * w2;
+            a += (int32_t)x1[0] * w3 + (int32_t)x1[s1] * w4 + (int32_t)x1[s2] * w5;
+            a += (int32_t)x2[0] * w6 + (int32_t)x2[s1] * w7 + (int32_t)x2[s2] * w8;
+            a = requant_q(a, qt) + out_offset;
+            *oc = (int8_t)clamp_i32(a, act_min, act_max);
+        }
+    }
+}
+
+/* One interior pixel of a 3x3 depthwise convolution (depth multiplier 1), every channel, through the
+   requantisation table: a function of its own so that its loop gets the registers. oq: output
+   offset, activation min and max. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void dw3x3_pixel_q(const int8_t *const rows[3], int32_t s1, int32_t s2, const int8_t *w,
+                          const int32_t *bias_inner, const int32_t *q, const int32_t oq[3], int32_t n, int8_t *out)
+{
+    const int8_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+    const int32_t out_offset = oq[0], act_min = oq[1], act_max = oq[2];
+    int32_t c;
+    for (c = 0; c < n; ++c, w += 9, q += 6) {
+        int32_t a = bias_inner[c];
+        a += (int32_t)r0[c] * w[0] + (int32_t)r0[c + s1] * w[1] + (int32_t)r0[c + s2] * w[2];
+        a += (int32_t)r1[c] * w[3] + (int32_t)r1[c + s1] * w[4] + (int32_t)r1[c + s2] * w[5];
+        a += (int32_t)r2[c] * w[6] + (int32_t)r2[c + s1] * w[7] + (int32_t)r2[c + s2] * w[8];
+        a = requant_q(a, q) + out_offset;
+        out[c] = (int8_t)clamp_i32(a, act_min, act_max);
+    }
+}
+
 #define TC_DW_BLOCK 32 /* output channels accumulated together (int32 on the stack) */
 
 void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
@@ -407,9 +461,31 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
             const int32_t iy0 = oy * stride_h - pad_h;
             int32_t ky_lo, ky_hi;
             tap_range(iy0, dil_h, k_h, in_h, &ky_lo, &ky_hi);
+            int32_t row_lo = 0, row_hi = 0; /* interior pixels of this row done by dw3x3_row_q */
+            if (TC_NN_TABLES && fast3x3 && rq != 0 && ky_lo == 0 && ky_hi == 3) {
+                while (row_lo < out_w && row_lo * stride_w - pad_w < 0) {
+                    ++row_lo;
+                }
+                row_hi = out_w;
+                while (row_hi > row_lo && (row_hi - 1) * stride_w - pad_w + 2 * dil_w >= in_w) {
+                    --row_hi;
+                }
+                if (row_hi - row_lo >= 2) {
+                    const int32_t d[4] = {dil_w * in_c, 2 * dil_w * in_c, dil_h * row_stride, stride_w * in_c};
+                    const int32_t oq[3] = {out_offset, act_min, act_max};
+                    dw3x3_row_q(in_b + iy0 * row_stride + (row_lo * stride_w - pad_w) * in_c, d, row_hi - row_lo,
+                                filter_cm, bias_inner, rq, oq, out_c, out + row_lo * out_c);
+                } else {
+                    row_lo = row_hi = 0;
+                }
+            }
             for (ox = 0; ox < out_w; ++ox) {
                 const int32_t ix0 = ox * stride_w - pad_w;
                 int32_t kx_lo, kx_hi;
+                if (ox >= row_lo && ox < row_hi) {
+                    out += out_c;
+                    continue;
+                }
                 if (pw_dm) {
                     /* 1x1, no padding (bias folded): out[ic * depth_mult + j] = w[..] * x[ic] + bias[..] */
                     const int8_t *px = in_b + (iy0 * in_w + ix0) * in_c;
@@ -441,13 +517,9 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
         a += (int32_t)r2[c] * w[6] + (int32_t)r2[c + s1] * w[7] + (int32_t)r2[c + s2] * w[8];                 \
     } while (0)
                     if (TC_NN_TABLES && rq != 0) { /* the same loop without the branch per output */
-                        const int32_t *q = rq;
-                        for (c = 0; c < out_c; ++c, w += 9, q += 6) {
-                            int32_t a = bias_inner[c];
-                            TC_DW3X3_SUM(a);
-                            a = requant_q(a, q) + out_offset;
-                            out[c] = (int8_t)clamp_i32(a, act_min, act_max);
-                        }
+                        const int8_t *const rows[3] = {r0, r1, r2};
+                        const int32_t oq[3] = {out_offset, act_min, act_max};
+                        dw3x3_pixel_q(rows, s1, s2, filter_cm, bias_inner, rq, oq, out_c, out);
                     } else {
                         for (c = 0; c < out_c; ++c, w += 9) {
                             int32_t a = bias_inner[c];
