@@ -392,6 +392,30 @@ static void dw3x3_row_q(const int8_t *x, const int32_t d[4], int32_t npx, const 
     }
 }
 
+/* One border pixel of a padded 3x3 depthwise convolution (depth multiplier 1): taps outside the
+   input point at a row of the input's zero point, which adds w * zp to the sum; bias_inner holds
+   bias + in_offset * (sum of all nine weights) = bias - zp * (sum of all nine), so the padded taps
+   cancel exactly and the sum is TFLM's (bias + the inside taps' w * (x - zp)). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void dw3x3_taps_q(const int8_t *const t[9], const int8_t *w, const int32_t *bias_inner, const int32_t *q,
+                         const int32_t oq[3], int32_t n, int8_t *out)
+{
+    const int32_t out_offset = oq[0], act_min = oq[1], act_max = oq[2];
+    int32_t c;
+    for (c = 0; c < n; ++c, w += 9, q += 6) {
+        int32_t a = bias_inner[c];
+        a += (int32_t)t[0][c] * w[0] + (int32_t)t[1][c] * w[1] + (int32_t)t[2][c] * w[2];
+        a += (int32_t)t[3][c] * w[3] + (int32_t)t[4][c] * w[4] + (int32_t)t[5][c] * w[5];
+        a += (int32_t)t[6][c] * w[6] + (int32_t)t[7][c] * w[7] + (int32_t)t[8][c] * w[8];
+        a = requant_q(a, q) + out_offset;
+        out[c] = (int8_t)clamp_i32(a, act_min, act_max);
+    }
+}
+
+#define TC_DW_ZROW 256 /* the zero-point row of dw3x3_taps_q: layers up to this many channels */
+
 /* One interior pixel of a 3x3 depthwise convolution (depth multiplier 1), every channel, through the
    requantisation table: a function of its own so that its loop gets the registers. oq: output
    offset, activation min and max. */
@@ -436,6 +460,8 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
     const int fast3x3 = depth_mult == 1 && k_h == 3 && k_w == 3 && bias_inner != 0 && filter_cm != 0;
     const int pw_dm = k_h == 1 && k_w == 1 && p->folded && pad_h == 0 && pad_w == 0 && bias != 0;
     int32_t acc[TC_DW_BLOCK];
+    int8_t zrow[TC_DW_ZROW];
+    int zrow_ready = 0;
     int32_t b, oy, ox, ic, m0, ky, kx, j;
     if (TC_NN_TABLES && p->lut != 0 && pw_dm) { /* 1x1: a table lookup per output (see tc_dwconv_s8_t.lut) */
         const int32_t pixels = batches * out_h * out_w;
@@ -501,6 +527,25 @@ void tc_dwconv_s8(const tc_dwconv_s8_t *p, const int8_t *in, int8_t *out)
                     continue;
                 }
                 tap_range(ix0, dil_w, k_w, in_w, &kx_lo, &kx_hi);
+                if (TC_NN_TABLES && fast3x3 && rq != 0 && in_c <= TC_DW_ZROW &&
+                    !(ky_lo == 0 && ky_hi == 3 && kx_lo == 0 && kx_hi == 3)) {
+                    const int8_t *t[9];
+                    const int32_t oq[3] = {out_offset, act_min, act_max};
+                    if (!zrow_ready) {
+                        memset(zrow, (unsigned char)(int8_t)(-p->in_offset), (size_t)in_c);
+                        zrow_ready = 1;
+                    }
+                    for (ky = 0; ky < 3; ++ky) {
+                        for (kx = 0; kx < 3; ++kx) {
+                            const int inside = ky >= ky_lo && ky < ky_hi && kx >= kx_lo && kx < kx_hi;
+                            t[ky * 3 + kx] =
+                                inside ? in_b + (iy0 + dil_h * ky) * row_stride + (ix0 + dil_w * kx) * in_c : zrow;
+                        }
+                    }
+                    dw3x3_taps_q(t, filter_cm, bias_inner, rq, oq, out_c, out);
+                    out += out_c;
+                    continue;
+                }
                 if (fast3x3 && ky_lo == 0 && ky_hi == 3 && kx_lo == 0 && kx_hi == 3) {
                     /* every tap inside: in_offset * sum(w) is in bias_inner; 3x3 taps unrolled, weights
                        channel-major (9 bytes per channel), the same nine products per output as TFLM */
@@ -759,12 +804,26 @@ void tc_mean_s8(const tc_mean_s8_t *p, const int8_t *in, int8_t *out)
     int32_t o, ooff = 0;
     const int32_t n_out = walk_total(r->n_out, r->out_dims);
     const int32_t n_red = walk_total(r->n_red, r->red_dims);
+    int32_t rlen = 1, rstride = 0, d, one_dim = 1;
+    for (d = 0; d < r->n_red; ++d) { /* the reduced dims: at most one longer than 1? */
+        if (r->red_dims[d] > 1) {
+            one_dim = one_dim && rlen == 1;
+            rlen = r->red_dims[d];
+            rstride = r->red_strides[d];
+        }
+    }
     for (o = 0; o < n_out; ++o) {
         int32_t ridx[TC_NN_MAX_DIMS] = {0, 0, 0, 0, 0, 0};
         int32_t j, roff = 0, sum = 0, q;
-        for (j = 0; j < n_red; ++j) {
-            sum += in[ooff + roff];
-            walk_next(r->n_red, r->red_dims, r->red_strides, ridx, &roff);
+        if (one_dim) { /* the same elements in the same order, one stride */
+            for (j = 0; j < rlen; ++j) {
+                sum += in[ooff + j * rstride];
+            }
+        } else {
+            for (j = 0; j < n_red; ++j) {
+                sum += in[ooff + roff];
+                walk_next(r->n_red, r->red_dims, r->red_strides, ridx, &roff);
+            }
         }
         /* (int32)(sum - zp * count), computed in 64 bits as TFLM does */
         q = (int32_t)((int64_t)sum - (int64_t)p->in_zp * (int64_t)r->count);
