@@ -68,7 +68,7 @@ static unsigned half_bits(void)
 
 /* Power spectrum, mel sums and dB of the windowed frame already in st->buf, its sample pairs in
  * the FFT's bit-reversed order (the fillers below write them there: tc_rfft_from_bitrev). */
-static void spectrum_to_logmel(tc_logmel_t *st, float out[TC_LOGMEL_N_MELS])
+static void spectrum_to_logmel(tc_logmel_t *st, float out[TC_LOGMEL_N_MELS], tc_float_t scale)
 {
     tc_float_t p[TC_HALF_FFT + 1]; /* the power spectrum, on the stack (2 KB in float32) */
     size_t m;
@@ -86,6 +86,7 @@ static void spectrum_to_logmel(tc_logmel_t *st, float out[TC_LOGMEL_N_MELS])
         for (j = 0; j < len; ++j) {
             acc += w[j] * pk[j];
         }
+        acc *= scale; /* a power of two: exact */
 #ifdef TC_LOGMEL_FLOAT64
         out[m] = (float)(10.0 * log10(acc < 1e-10 ? 1e-10 : acc));
 #else
@@ -107,7 +108,7 @@ void tc_logmel_frame(tc_logmel_t *st, const float *frame, float out[TC_LOGMEL_N_
         st->buf[r] = (tc_float_t)frame[2 * j] * tc_logmel_window[2 * j];
         st->buf[r + 1] = (tc_float_t)frame[2 * j + 1] * tc_logmel_window[2 * j + 1];
     }
-    spectrum_to_logmel(st, out);
+    spectrum_to_logmel(st, out, (tc_float_t)1);
 }
 
 void tc_logmel_frame_i16(tc_logmel_t *st, const int16_t *frame, float out[TC_LOGMEL_N_MELS])
@@ -116,10 +117,12 @@ void tc_logmel_frame_i16(tc_logmel_t *st, const int16_t *frame, float out[TC_LOG
     size_t j;
     for (j = 0; j < TC_HALF_FFT; ++j) {
         const size_t r = 2 * tc_rfft_rev(j, bits);
-        st->buf[r] = ((tc_float_t)frame[2 * j] * TC_I16_SCALE) * tc_logmel_window[2 * j];
-        st->buf[r + 1] = ((tc_float_t)frame[2 * j + 1] * TC_I16_SCALE) * tc_logmel_window[2 * j + 1];
+        /* unscaled: 1/32768 is applied to the mel sums instead, as 2^-30 (every value in between
+           scales by an exact power of two, so the result is the scaled input's bit for bit) */
+        st->buf[r] = (tc_float_t)frame[2 * j] * tc_logmel_window[2 * j];
+        st->buf[r + 1] = (tc_float_t)frame[2 * j + 1] * tc_logmel_window[2 * j + 1];
     }
-    spectrum_to_logmel(st, out);
+    spectrum_to_logmel(st, out, TC_I16_SCALE * TC_I16_SCALE);
 }
 
 size_t tc_logmel_frames(size_t n_samples)
@@ -166,7 +169,7 @@ static int buffer_frame(tc_logmel_t *st, const float *f32, const int16_t *i16, s
         const tc_float_t x = f32 ? (tc_float_t)f32[i] : (tc_float_t)i16[i] * TC_I16_SCALE;
         st->buf[2 * tc_rfft_rev(j / 2, bits) + j % 2] = x * tc_logmel_window[j];
     }
-    spectrum_to_logmel(st, out);
+    spectrum_to_logmel(st, out, (tc_float_t)1);
     return 0;
 }
 
