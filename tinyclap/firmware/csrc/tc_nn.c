@@ -295,9 +295,22 @@ void tc_conv_s8(const tc_conv_s8_t *p, const int8_t *in, int8_t *out)
                             out += 4;
                             out1 += 4;
                         }
-                        for (; oc < out_c; ++oc, w += in_c) {
-                            int32_t acc = dot_s8(w, px, in_c, bias[oc]);
-                            int32_t acc1 = dot_s8(w, px1, in_c, bias[oc]);
+                        for (; oc < out_c; ++oc, w += in_c) { /* the last out_c % 4 rows, both pixels */
+                            int32_t acc = bias[oc], acc1 = acc, i;
+                            for (i = 0; i + 4 <= in_c; i += 4) {
+                                int32_t u, xv, yv, u02, u13;
+                                memcpy(&u, w + i, 4);
+                                memcpy(&xv, px + i, 4);
+                                memcpy(&yv, px1 + i, 4);
+                                u02 = __sxtb16(u);
+                                u13 = __sxtb16(TC_ROR8(u));
+                                acc = __smlad(__sxtb16(TC_ROR8(xv)), u13, __smlad(__sxtb16(xv), u02, acc));
+                                acc1 = __smlad(__sxtb16(TC_ROR8(yv)), u13, __smlad(__sxtb16(yv), u02, acc1));
+                            }
+                            for (; i < in_c; ++i) {
+                                acc += (int32_t)w[i] * px[i];
+                                acc1 += (int32_t)w[i] * px1[i];
+                            }
                             *out++ = (int8_t)clamp_i32(TC_RQ(acc, oc) + out_offset, act_min, act_max);
                             *out1++ = (int8_t)clamp_i32(TC_RQ(acc1, oc) + out_offset, act_min, act_max);
                         }
