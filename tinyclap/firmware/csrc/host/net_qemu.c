@@ -14,25 +14,7 @@
 #include <string.h>
 
 #include "tc_nn.h"
-#include TC_NET_HEADER
-
-#define TC_CAT3_(a, b, c) a##b##c
-#define TC_CAT3(a, b, c) TC_CAT3_(a, b, c)
-#define NET_INVOKE TC_CAT3(tc_net_, TC_NET_NAME, _invoke)
-#define NET_ARENA TC_CAT3(TC_NET_, TC_NET_UPPER, _ARENA_BYTES)
-#define NET_IN_SIZE TC_CAT3(TC_NET_, TC_NET_UPPER, _INPUT_SIZE)
-#define NET_OUT_SIZE TC_CAT3(TC_NET_, TC_NET_UPPER, _OUTPUT_SIZE)
-
-#if TC_CAT3(TC_NET_, TC_NET_UPPER, _INPUT_IS_FLOAT)
-typedef float net_in_t;
-#else
-typedef int8_t net_in_t;
-#endif
-#if TC_CAT3(TC_NET_, TC_NET_UPPER, _OUTPUT_IS_FLOAT)
-typedef float net_out_t;
-#else
-typedef int8_t net_out_t;
-#endif
+#include "net_select.h"
 
 static uint8_t TC_ALIGN16 g_arena[NET_ARENA + 16u];
 static net_in_t g_in[NET_IN_SIZE];
