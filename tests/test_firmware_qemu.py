@@ -310,6 +310,10 @@ def test_cli_run_json(exported, m7_run, capsys):
     assert "1 instruction per cycle" in d["real_time_factor_assumes"]
     assert main(["firmware", "run", str(out / "nowhere"), "--audio", paths[0]]) == 1
     assert "no tinyclap_firmware.json" in capsys.readouterr().err
+    # A captioned dataset's truth is a sentence: shown, but never scored as a wrong label.
+    assert main(["firmware", "run", str(out), "--dataset", "synth?n=2&seed=3", "--no-build"]) == 0
+    text = capsys.readouterr().out
+    assert "[truth: " in text and "accuracy: not scored" in text and "accuracy 0/" not in text
 
 
 @needs_arm

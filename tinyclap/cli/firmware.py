@@ -77,14 +77,20 @@ def run_run(args: argparse.Namespace) -> int:
             c["id"], c["truth"] = clip_id, t
         print(json.dumps(d, indent=2))
         return 0
+    # Accuracy only over clips whose truth is one of the bank's labels: a captioned
+    # dataset's truth is a sentence, which no label can equal.
+    labels = set(bundle.manifest.get("labels", []))
     width = max(len(i) for i in ids)
     for clip_id, t, c in zip(ids, truth, run.clips):
         top = ", ".join(f"{lab} {cos:.3f}" for lab, cos in zip(c.labels, c.cosine))
         mark = "" if t is None else ("  [ok]" if t == c.label else f"  [truth: {t}]")
         print(f"{clip_id:{width}}  {c.label}{mark}   top: {top}")
-    if any(t is not None for t in truth):
-        right = sum(t == c.label for t, c in zip(truth, run.clips))
-        print(f"accuracy {right}/{len(truth)} = {right / len(truth):.3f}")
+    scored = [(t, c) for t, c in zip(truth, run.clips) if t is not None and t in labels]
+    if scored:
+        right = sum(t == c.label for t, c in scored)
+        print(f"accuracy {right}/{len(scored)} = {right / len(scored):.3f}")
+    elif any(t is not None for t in truth):
+        print("accuracy: not scored (no clip's truth is one of the bank's labels)")
     tgt = bundle.target
     print()
     print(f"image {run.elf} on QEMU {run.machine}")
