@@ -347,19 +347,39 @@ def test_streaming_split_on_the_emulator(esc10_files, tmp_path):
     logmel = LogMel(AUDIO_1S)  # each window has its own log-mel (centre reflect padding inside the window)
     bank_q, _ = quantize_bank(bank.embeddings)
     fq = feats.output.quant
-    for clip, c in zip(test, run.clips):
-        pcm = to_pcm16(clip).astype(np.float32) / np.float32(32768.0)
-        n = len(pcm) // w
-        mels = logmel(torch.from_numpy(pcm[: n * w].reshape(n, w))).numpy()[:, : feats.input.shape[1]]
+
+    def host_label(mels: np.ndarray) -> int:
         pooled = feats.run_int8(feats.quantize_input(mels * scale + shift))
         deq = ((pooled.astype(np.float32) - np.float32(fq.zero_point)) * np.float32(fq.scale)).astype(np.float32)
         acc = np.zeros(deq.shape[1], np.float32)
         for row in deq:
             acc = (acc + row).astype(np.float32)
-        mean = (acc / np.float32(n)).astype(np.float32)
+        mean = (acc / np.float32(len(deq))).astype(np.float32)
         e = head.run_int8(head.quantize_input(mean[None]))
+        return int(classify_int8(e[0], head.output.quant.zero_point, bank_q))
+
+    # The C front end matches LogMel to 0.01 dB, not to the bit, so an int8 input
+    # can round the other way; on this random-weight student some clips are near
+    # ties (top two scores 7 apart in 40,000, seen here). A clip's decision counts
+    # as stable when LogMel moved by +-0.01 dB (uniformly and as noise) keeps it;
+    # on stable clips the firmware must agree exactly, elsewhere with one of the
+    # labels those nudges give.
+    rng = np.random.default_rng(0)
+    stable = 0
+    for clip, c in zip(test, run.clips):
+        pcm = to_pcm16(clip).astype(np.float32) / np.float32(32768.0)
+        n = len(pcm) // w
+        mels = logmel(torch.from_numpy(pcm[: n * w].reshape(n, w))).numpy()[:, : feats.input.shape[1]]
+        host = host_label(mels)
+        nudges = [0.01, -0.01] + [rng.uniform(-0.01, 0.01, mels.shape).astype(np.float32) for _ in range(3)]
+        labels = {host} | {host_label((mels + d).astype(np.float32)) for d in nudges}
         assert c.windows == n
-        assert c.top[0] == int(classify_int8(e[0], head.output.quant.zero_point, bank_q))
+        assert c.top[0] in labels, f"firmware {c.top[0]}, host {host}, host under 0.01 dB nudges {sorted(labels)}"
+        if labels == {host}:
+            stable += 1
+            assert c.top[0] == host
+    # 12 of 20 were stable here; a wrong firmware would also miss the nudged label sets (1-3 of 10 labels).
+    assert stable >= 10, f"only {stable} of {len(test)} clips have a decision 0.01 dB cannot flip"
 
 
 def test_missing_or_failed_bundle_is_one_line(tmp_path):
