@@ -2,7 +2,7 @@
 
 Every encoder here offers ``audio_config`` (the student's clip) and
 ``embed_audio(clips (B, S)) -> (B, D)`` unit float32, and computes a clip's
-embedding exactly as the export verified it (:func:`tinyclap.export.pipeline.clip_embeddings`):
+embedding exactly as the export verified it (:func:`tinyclap.export.streaming.clip_embeddings`):
 the clip is cut into the export's windows (``report.json`` ``window``; one
 window = the whole clip unless the export streams), every window gets its own
 log-mel, and
@@ -99,7 +99,7 @@ class _ExportedEncoder:
 
     def embed_audio(self, clips: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Waveforms ``(B, S)`` or ``(S,)`` → ``(B, D)`` unit float32 on CPU (windowed as exported)."""
-        from tinyclap.export.pipeline import clip_embeddings
+        from tinyclap.export.streaming import clip_embeddings
 
         windows = window_logmels(clips, self.windowing).numpy()
         emb, _ = clip_embeddings(windows, self._runs)

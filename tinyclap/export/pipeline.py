@@ -46,7 +46,15 @@ from tinyclap.export.calibration import (
     split_holdout,
 )
 from tinyclap.export.report import ExportReport, compare_embeddings
-from tinyclap.export.streaming import EmbedGraph, FeaturesGraph, HeadGraph, Windowing, mel_affine, plan_window
+from tinyclap.export.streaming import (
+    EmbedGraph,
+    FeaturesGraph,
+    HeadGraph,
+    Windowing,
+    clip_embeddings,
+    mel_affine,
+    plan_window,
+)
 from tinyclap.export.targets import FitReport, Target, check_fit, load_target
 
 __all__ = ["FORMATS", "ExportError", "ExportResult", "parse_formats", "bank_for_student", "export_student"]
@@ -115,29 +123,6 @@ def _torch_run(module: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
         return torch.cat(outs).float().numpy()
 
     return run
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def clip_embeddings(
-    windows: np.ndarray, run: dict[str, Callable[[np.ndarray], np.ndarray]]
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Clip embeddings ``(N, D)`` from windows ``(N, W, T, M)``.
-
-    ``run`` maps ``"embed"``, or ``"features"`` and ``"head"``, to functions of numpy batches.
-
-    Returns ``(embeddings, mean pooled vectors or None)``: the streaming
-    procedure of the device (mean of the windows' pooled vectors, then the head).
-    """
-    n, w = windows.shape[:2]
-    flat = windows.reshape(n * w, *windows.shape[2:])
-    if "embed" in run:
-        emb = run["embed"](flat).reshape(n, w, -1)
-        return _unit(emb.mean(axis=1)), None
-    pooled = run["features"](flat).reshape(n, w, -1).mean(axis=1).astype(np.float32)
-    return _unit(run["head"](pooled)), pooled
 
 
 # --------------------------------------------------------------------------- the export

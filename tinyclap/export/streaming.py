@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -58,6 +58,7 @@ __all__ = [
     "StreamingStudent",
     "mean_pooled",
     "stream_embed",
+    "clip_embeddings",
     "FeaturesGraph",
     "HeadGraph",
     "EmbedGraph",
@@ -295,3 +296,29 @@ class EmbedGraph(nn.Module):
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(logmel))
+
+
+# --------------------------------------------------------------------------- exported graphs on numpy
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def clip_embeddings(
+    windows: np.ndarray, run: dict[str, Callable[[np.ndarray], np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Clip embeddings ``(N, D)`` from windows ``(N, W, T, M)``.
+
+    ``run`` maps ``"embed"``, or ``"features"`` and ``"head"``, to functions of numpy batches.
+
+    Returns ``(embeddings, mean pooled vectors or None)``: the streaming
+    procedure of the device (mean of the windows' pooled vectors, then the head).
+    """
+    n, w = windows.shape[:2]
+    flat = windows.reshape(n * w, *windows.shape[2:])
+    if "embed" in run:
+        emb = run["embed"](flat).reshape(n, w, -1)
+        return _unit(emb.mean(axis=1)), None
+    pooled = run["features"](flat).reshape(n, w, -1).mean(axis=1).astype(np.float32)
+    return _unit(run["head"](pooled)), pooled
