@@ -1034,32 +1034,24 @@ class _Gen:
         )
         self._copy(op, x, y, body, "0" if x.dtype == "int8" else "0.0f")
 
-    def op_quantize(self, op: Operator) -> None:
+    def _elementwise(self, op: Operator, types: tuple[str, str], kernel: str, *params: str) -> None:
+        """One call ``kernel(size, params..., in, out)`` for an op mapping each element on its own."""
         x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
-        if (x.dtype, y.dtype) != ("float32", "int8"):
+        if (x.dtype, y.dtype) != types:
             raise self.unsupported_types(op)
-        self.out.calls.append(
-            f"    tc_quantize_f32_s8({y.size}, {c_float(y.scale)}, {y.zp}, {self.ref(op.inputs[0])}, "
-            f"{self.ref(op.outputs[0])}); /* op {op.index} QUANTIZE */"
-        )
+        args = ", ".join([str(y.size), *params, self.ref(op.inputs[0]), self.ref(op.outputs[0])])
+        self.out.calls.append(f"    {kernel}({args}); /* op {op.index} {op.name} */")
+
+    def op_quantize(self, op: Operator) -> None:
+        y = self.t[op.outputs[0]]
+        self._elementwise(op, ("float32", "int8"), "tc_quantize_f32_s8", c_float(y.scale), str(y.zp))
 
     def op_dequantize(self, op: Operator) -> None:
-        x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
-        if (x.dtype, y.dtype) != ("int8", "float32"):
-            raise self.unsupported_types(op)
-        self.out.calls.append(
-            f"    tc_dequantize_s8_f32({x.size}, {c_float(x.scale)}, {x.zp}, {self.ref(op.inputs[0])}, "
-            f"{self.ref(op.outputs[0])}); /* op {op.index} DEQUANTIZE */"
-        )
+        x = self.t[op.inputs[0]]
+        self._elementwise(op, ("int8", "float32"), "tc_dequantize_s8_f32", c_float(x.scale), str(x.zp))
 
     def op_rsqrt(self, op: Operator) -> None:
-        x, y = self.t[op.inputs[0]], self.t[op.outputs[0]]
-        if (x.dtype, y.dtype) != ("float32", "float32"):
-            raise self.unsupported_types(op)
-        self.out.calls.append(
-            f"    tc_rsqrt_f32({x.size}, {self.ref(op.inputs[0])}, {self.ref(op.outputs[0])}); "
-            f"/* op {op.index} RSQRT */"
-        )
+        self._elementwise(op, ("float32", "float32"), "tc_rsqrt_f32")
 
     # ---- memory plan
     def buffers(self) -> list[Buffer]:
